@@ -1,0 +1,103 @@
+"""Training-time augmentation and _silence_ generation (numpy only, vectorised per batch).
+
+Per keyword / unknown clip (probabilities in AUG):
+  speed perturbation 0.85-1.15 (tempo + pitch + formants, like a different speaker),
+  random placement of the word anywhere in the 1 s window (time shift),
+  reverberation with one of the sox reverb impulse responses made by data.py,
+  band-limiting like a cheap USB mic (high-pass 80-400 Hz, low-pass 3-7.5 kHz),
+  peak level -35..-1 dBFS (gain), additive noise at 0-35 dB SNR (white, pink, brown,
+  babble of unknown words, mains hum), rare soft clipping.
+_silence_: noise / room tone / hum / faint babble at -80..-20 dBFS RMS, sometimes digital silence.
+"""
+
+import numpy as np
+
+from common import CLIP, SR
+
+AUG = dict(speed=0.8, reverb=0.3, bandlimit=0.4, noise=0.85, clip=0.05)
+NOISES = ("white", "pink", "brown", "babble", "hum")
+
+
+def _colored(rng, n, kind):
+    """[n, CLIP] unit-RMS noise of one colour."""
+    white = rng.standard_normal((n, CLIP)).astype(np.float32)
+    if kind == "white":
+        return white
+    f = np.fft.rfftfreq(CLIP, 1 / SR)
+    f[0] = f[1]
+    shape = f ** (-0.5 if kind == "pink" else -1.0)
+    x = np.fft.irfft(np.fft.rfft(white, axis=1) * shape, CLIP, axis=1).astype(np.float32)
+    return x / (x.std(axis=1, keepdims=True) + 1e-9)
+
+
+class Augmenter:
+    def __init__(self, irs, babble_pool, seed=0):
+        """irs: [K, L] impulse responses; babble_pool: [M, CLIP] clips of non-keyword words."""
+        self.irs, self.pool, self.rng = irs, babble_pool, np.random.default_rng(seed)
+
+    def noise(self, n):
+        """[n, CLIP] unit-RMS noise of random kinds."""
+        rng, out = self.rng, np.empty((n, CLIP), np.float32)
+        kinds = rng.choice(NOISES, n, p=[0.2, 0.3, 0.15, 0.25, 0.1])
+        for kind in set(kinds):
+            idx = np.nonzero(kinds == kind)[0]
+            if kind == "babble":
+                k = rng.integers(3, 7)
+                parts = self.pool[rng.integers(0, len(self.pool), (len(idx), k))]          # [n, k, CLIP]
+                shifts = rng.integers(0, CLIP, (len(idx), k))
+                x = np.stack([np.stack([np.roll(p, s) for p, s in zip(ps, ss)]).sum(0) for ps, ss in zip(parts, shifts)])
+                x += 0.05 * _colored(rng, len(idx), "pink")
+            elif kind == "hum":
+                t = np.arange(CLIP) / SR
+                f0 = rng.choice([50.0, 60.0], (len(idx), 1))
+                x = sum(rng.uniform(0.2, 1, (len(idx), 1)) * np.sin(2 * np.pi * h * f0 * t + rng.uniform(0, 6.3, (len(idx), 1)))
+                        for h in (1, 2, 3, 5))
+                x = x + 0.3 * _colored(rng, len(idx), "pink")
+            else:
+                x = _colored(rng, len(idx), kind)
+            out[idx] = x / (x.std(axis=1, keepdims=True) + 1e-9)
+        return out
+
+    def silence(self, n):
+        """[n, CLIP] _silence_ examples."""
+        rng = self.rng
+        x = self.noise(n) * (10 ** (rng.uniform(-80, -20, (n, 1)) / 20))
+        x[rng.random(n) < 0.05] = 0.0
+        return x.astype(np.float32)
+
+    def __call__(self, clips, starts, ends):
+        """Augment a batch of 1 s clips whose word lies in [start, end)."""
+        rng, n = self.rng, len(clips)
+        out = np.zeros((n, CLIP), np.float32)
+        for i in range(n):
+            w = clips[i, starts[i]:ends[i]]
+            if rng.random() < AUG["speed"]:
+                m = int(len(w) / rng.uniform(0.85, 1.15))
+                w = np.interp(np.linspace(0, len(w) - 1, m), np.arange(len(w)), w).astype(np.float32)
+            w = w[:CLIP]
+            s = rng.integers(0, CLIP - len(w) + 1)
+            out[i, s:s + len(w)] = w
+        speech_mask = np.abs(out) > 0
+        rev = rng.random(n) < AUG["reverb"]
+        if rev.any():
+            ir = self.irs[rng.integers(0, len(self.irs), rev.sum())]
+            nfft = 1 << int(np.ceil(np.log2(CLIP + ir.shape[1])))
+            wet = np.fft.irfft(np.fft.rfft(out[rev], nfft) * np.fft.rfft(ir, nfft), nfft)[:, :CLIP]
+            out[rev] += (rng.uniform(0.2, 1.0, (rev.sum(), 1)) * wet).astype(np.float32)
+        bl = rng.random(n) < AUG["bandlimit"]
+        if bl.any():
+            f = np.fft.rfftfreq(CLIP, 1 / SR)[None]
+            hp, lp = rng.uniform(80, 400, (bl.sum(), 1)), rng.uniform(3000, 7500, (bl.sum(), 1))
+            gain = 1 / np.sqrt(1 + (hp / np.maximum(f, 1)) ** 4) / np.sqrt(1 + (f / lp) ** 8)
+            out[bl] = np.fft.irfft(np.fft.rfft(out[bl], axis=1) * gain, CLIP, axis=1)
+        out *= (10 ** (rng.uniform(-35, -1, (n, 1)) / 20)) / (np.abs(out).max(axis=1, keepdims=True) + 1e-9)
+        nz = rng.random(n) < AUG["noise"]
+        if nz.any():
+            p_speech = (out[nz] ** 2 * speech_mask[nz]).sum(1) / np.maximum(speech_mask[nz].sum(1), 1)
+            snr = rng.uniform(0, 35, nz.sum())
+            out[nz] += self.noise(nz.sum()) * np.sqrt(p_speech / 10 ** (snr / 10))[:, None]
+        cl = rng.random(n) < AUG["clip"]
+        if cl.any():
+            k = rng.uniform(2, 8, (cl.sum(), 1))
+            out[cl] = np.tanh(k * out[cl]) / np.tanh(k)
+        return np.clip(out, -1, 1).astype(np.float32)

@@ -1,0 +1,140 @@
+"""Step 2: train the DS-CNN on train voices, keep the best checkpoint on held-out voices.
+
+    nice -n 19 demos/kws/.venv-train/bin/python demos/kws/train.py      # ~25 min, 1 thread
+
+Input: log-mel [1, 40, 98] from edge/runtime/audio/features.py, computed per batch after the
+waveform augmentation of augment.py (so every epoch sees new noise, shifts, speeds, rooms).
+Validation: the heldout_voices split (espeak-ng voices and festival ked never trained on), clean
+plus one fixed augmented copy, plus generated _silence_. flite (heldout_engine) is not looked at.
+Writes .data/kws_best.pt and .data/train_log.json (both git-ignored; export.py reads them).
+"""
+
+import argparse
+import json
+
+import numpy as np
+import torch
+from torch import nn
+
+from augment import Augmenter
+from common import (CHECKPOINT, CLASSES, IRS, SILENCE, TRAIN_LOG, UNKNOWN, Timer, features, load_clips,
+                    read_manifest)
+from model import DSCNN, n_params
+
+
+def spec_augment(x, rng):
+    """One frequency mask (<= 6 bands) and one time mask (<= 12 frames) per example, p = 0.5 each."""
+    b, _, nm, nt = x.shape
+    for i in range(b):
+        if rng.random() < 0.5:
+            w, f = rng.integers(1, 7), rng.integers(0, nm - 6)
+            x[i, :, f:f + w] = 0
+        if rng.random() < 0.5:
+            w, t = rng.integers(1, 13), rng.integers(0, nt - 12)
+            x[i, :, :, t:t + w] = 0
+    return x
+
+
+def validation_set(rows, aug, seed=123):
+    """Clean held-out clips + one augmented copy + generated silence -> (features, labels, n_clean)."""
+    clips = load_clips(rows)
+    y = np.array([CLASSES.index(r["label"]) for r in rows])
+    n_sil = int(np.bincount(y).mean())
+    aug.rng = np.random.default_rng(seed)
+    noisy = aug(clips, np.array([r["start"] for r in rows]), np.array([r["end"] for r in rows]))
+    sil = aug.silence(2 * n_sil)
+    x = np.concatenate([clips, sil[:n_sil], noisy, sil[n_sil:]])
+    ys = np.concatenate([y, np.full(n_sil, CLASSES.index(SILENCE))] * 2)
+    return features.log_mel(x), ys, len(rows) + n_sil
+
+
+def evaluate(model, x, y, bs=256):
+    model.eval()
+    with torch.no_grad():
+        pred = np.concatenate([model(torch.from_numpy(x[i:i + bs]).contiguous(memory_format=torch.channels_last))
+                               .argmax(1).numpy() for i in range(0, len(x), bs)])
+    return pred == y
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--channels", type=int, default=64)
+    ap.add_argument("--unknown-ratio", type=float, default=2.0, help="unknown clips per epoch / keyword class")
+    ap.add_argument("--seed", type=int, default=0)
+    a = ap.parse_args()
+    torch.set_num_threads(1)
+    torch.manual_seed(a.seed)
+    rng = np.random.default_rng(a.seed)
+    timer = Timer()
+
+    rows = read_manifest()
+    train = [r for r in rows if r["split"] == "train"]
+    val = [r for r in rows if r["split"] == "heldout_voices"]
+    clips = load_clips(train)
+    starts, ends = np.array([r["start"] for r in train]), np.array([r["end"] for r in train])
+    y = np.array([CLASSES.index(r["label"]) for r in train])
+    unk = np.nonzero(y == CLASSES.index(UNKNOWN))[0]
+    kw = np.nonzero(y < CLASSES.index(SILENCE))[0]
+    per_class = len(kw) // (len(CLASSES) - 2)
+    aug = Augmenter(np.load(IRS), clips[unk], seed=a.seed)
+    xv, yv, n_clean = validation_set(val, aug)
+    aug.rng = np.random.default_rng(a.seed)
+    print(f"loaded {len(train)} train clips, {len(val)} held-out-voice clips "
+          f"(val tensors {len(xv)}) in {timer}", flush=True)
+
+    model = DSCNN(len(CLASSES), ch=a.channels).to(memory_format=torch.channels_last)
+    n_unk, n_sil = int(a.unknown_ratio * per_class), per_class
+    steps = (len(kw) + n_unk + n_sil) // a.batch
+    opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=1e-3)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, a.lr, total_steps=a.epochs * steps, pct_start=0.15)
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=0.05)
+    print(f"DS-CNN {n_params(model)} parameters; {steps} steps/epoch of {a.batch} "
+          f"({len(kw)} keyword + {n_unk} unknown + {n_sil} silence examples)", flush=True)
+
+    best, history = -1.0, []
+    for epoch in range(1, a.epochs + 1):
+        t = Timer()
+        idx = np.concatenate([kw, rng.choice(unk, n_unk, replace=False), np.full(n_sil, -1)])
+        rng.shuffle(idx)
+        model.train()
+        tot_loss, correct, t_data = 0.0, 0, 0.0
+        for s in range(steps):
+            td = Timer()
+            b = idx[s * a.batch:(s + 1) * a.batch]
+            real = b[b >= 0]
+            wav = np.concatenate([aug(clips[real], starts[real], ends[real]), aug.silence(int((b < 0).sum()))])
+            yb = np.concatenate([y[real], np.full(int((b < 0).sum()), CLASSES.index(SILENCE))])
+            xb = torch.from_numpy(spec_augment(features.log_mel(wav), rng)).contiguous(memory_format=torch.channels_last)
+            t_data += td.s
+            out = model(xb)
+            loss = loss_fn(out, torch.from_numpy(yb))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            tot_loss += loss.item() * len(b)
+            correct += int((out.argmax(1).numpy() == yb).sum())
+        ok = evaluate(model, xv, yv)
+        rec = dict(epoch=epoch, loss=tot_loss / (steps * a.batch), train_acc=correct / (steps * a.batch),
+                   val_clean=float(ok[:n_clean].mean()), val_noisy=float(ok[n_clean:].mean()), val=float(ok.mean()),
+                   epoch_s=round(t.s, 1), data_s=round(t_data, 1), elapsed_s=round(timer.s, 1))
+        history.append(rec)
+        mark = ""
+        if rec["val"] > best:
+            best, mark = rec["val"], "  * best, saved"
+            torch.save(dict(state_dict=model.state_dict(), classes=CLASSES, channels=a.channels, epoch=epoch,
+                            val=rec, args=vars(a)), CHECKPOINT)
+        print(f"epoch {epoch:2d}/{a.epochs}  loss {rec['loss']:.3f}  train(aug) {rec['train_acc']:.3f}  "
+              f"held-out voices clean {rec['val_clean']:.3f} noisy {rec['val_noisy']:.3f}  "
+              f"epoch {t} (augment+features {t_data:.0f}s)  elapsed {timer}{mark}", flush=True)
+    with open(TRAIN_LOG, "w") as f:
+        json.dump(dict(args=vars(a), params=n_params(model), train_clips=len(train), val_clips=len(val),
+                       best_val=best, total_s=round(timer.s, 1), history=history), f, indent=1)
+    print(f"done in {timer}; best held-out-voice accuracy {best:.4f} -> {CHECKPOINT}")
+
+
+if __name__ == "__main__":
+    main()

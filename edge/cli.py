@@ -1,0 +1,126 @@
+"""`edge` command line: parsing and messages only; the work lives in the modules it calls."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from edge import __version__
+from edge.errors import EdgeError, UsageError
+
+
+def _ratio(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+
+
+def _names(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("expected comma-separated names")
+    return names
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2, like every other usage error
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="edge", description="Prune, quantize and package ONNX models for edge boards.")
+    p.add_argument("--version", action="version", version=f"edgepack {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    ins = sub.add_parser("inspect", help="what is in an ONNX model")
+    ins.add_argument("model", type=Path)
+    ins.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    ins.add_argument("--tensors", action="store_true", help="also list every node with its input/output tensors")
+
+    opt = sub.add_parser("optimize", help="prune, quantize and evaluate a model")
+    opt.add_argument("model", type=Path)
+    opt.add_argument("-o", "--output", type=Path, required=True, help="optimized model (.onnx); report beside it")
+    g = opt.add_argument_group("graph")
+    g.add_argument("--no-lossless", dest="lossless", action="store_false",
+                   help="skip lossless graph pruning (on by default)")
+    g.add_argument("--inputs", type=_names, help="cut the graph: start from these tensors (comma-separated)")
+    g.add_argument("--outputs", type=_names, help="cut the graph: end at these tensors (comma-separated)")
+    g.add_argument("--input-shape", action="append", metavar="NAME=D1,D2,...",
+                   help="fix an input's dynamic dimensions (repeatable)")
+    w = opt.add_argument_group("lossy")
+    w.add_argument("--prune-weights", type=_ratio, metavar="R", help="zero the ratio R of smallest weights per layer")
+    w.add_argument("--prune-channels", type=_ratio, metavar="R",
+                   help="remove the ratio R of least important output channels per layer")
+    w.add_argument("--quantize", metavar="MODE", help="int8 (static QDQ), int8-dynamic or fp16")
+    w.add_argument("--calibration", type=Path, metavar="DATA", help=".npz or folder of .npy/.npz (int8)")
+    w.add_argument("--calibration-method", default="minmax", metavar="M", help="minmax (default), entropy, percentile")
+    w.add_argument("--exclude-nodes", type=_names, default=[], metavar="A,B",
+                   help="nodes to keep in float when quantizing")
+    e = opt.add_argument_group("evaluation")
+    e.add_argument("--eval", type=Path, metavar="DATA", help="evaluation data (.npz or folder; optional 'labels')")
+    e.add_argument("--max-accuracy-drop", type=_ratio, metavar="P",
+                   help="refuse to write the output if accuracy (or top-1 agreement) drops by more than P points")
+    opt.add_argument("--json", action="store_true", help="print the report as JSON instead of tables")
+    return p
+
+
+def cmd_inspect(args) -> int:
+    from edge import describe, model, report
+
+    m = model.load(args.model, check=False)
+    info = describe.describe(m, args.model, tensors=args.tensors)
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        report.print_inspect(info)
+        if args.tensors:
+            for n in info["node_names"]:
+                print(f"{n['op']:<20} {n['name'] or '-':<30} {', '.join(n['inputs'])} -> {', '.join(n['outputs'])}")
+    return 0
+
+
+def cmd_optimize(args) -> int:
+    from edge import model, pipeline, report
+
+    opts = pipeline.Options(
+        model=args.model, output=args.output, inputs=args.inputs, outputs=args.outputs,
+        input_shapes=model.parse_input_shapes(args.input_shape), lossless=args.lossless,
+        prune_weights=args.prune_weights, prune_channels=args.prune_channels, quantize=args.quantize,
+        calibration=args.calibration, calibration_method=args.calibration_method,
+        exclude_nodes=args.exclude_nodes, eval=args.eval, max_accuracy_drop=args.max_accuracy_drop,
+    )
+    start = time.monotonic()
+
+    def progress(step: str) -> None:
+        if not args.json:
+            print(f"[{time.monotonic() - start:6.1f}s] {step}", file=sys.stderr, flush=True)
+
+    result = pipeline.optimize(opts, progress)
+    if args.json:
+        print(json.dumps(result, indent=2, default=pipeline._json_default))
+    else:
+        report.print_optimize(result)
+    return 0
+
+
+COMMANDS = {"inspect": cmd_inspect, "optimize": cmd_optimize}
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = parser().parse_args(argv)
+        return COMMANDS[args.command](args)
+    except EdgeError as e:
+        print(f"edge: error: {e.message}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("edge: interrupted; nothing was written", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""Sample data for calibration and evaluation: an `.npz` (one array per input name, first axis =
+samples, optional `labels`) or a folder of `.npz`/`.npy` files (concatenated in name order; a bare
+`.npy` belongs to the model's only input)."""
+
+from __future__ import annotations
+
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edge.errors import DataError
+from edge.model import TensorSpec
+
+LABELS = "labels"
+
+
+@dataclass
+class Samples:
+    feeds: list[dict[str, np.ndarray]]  # one feed per sample, batch 1
+    labels: np.ndarray | None
+    source: str
+
+    def __len__(self) -> int:
+        return len(self.feeds)
+
+
+def load(path: str | Path, specs: list[TensorSpec], what: str = "data") -> Samples:
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix in (".npz", ".npy"))
+        if not files:
+            raise DataError(f"{path}: {what} folder holds no .npz or .npy files")
+    elif path.is_file():
+        files = [path]
+    else:
+        raise DataError(f"{path}: {what} not found")
+    chunks = [_read(f, specs) for f in files]
+    names = set(chunks[0])
+    for f, c in zip(files, chunks):
+        if set(c) != names:
+            raise DataError(f"{f}: holds arrays {sorted(c)}, other files hold {sorted(names)}")
+    arrays = {n: np.concatenate([c[n] for c in chunks]) for n in names}
+    return _validate(arrays, specs, str(path))
+
+
+def _read(file: Path, specs: list[TensorSpec]) -> dict[str, np.ndarray]:
+    try:
+        if file.suffix == ".npy":
+            if len(specs) != 1:
+                raise DataError(
+                    f"{file}: a bare .npy is only accepted for a model with one input; this model has "
+                    f"{len(specs)} ({', '.join(s.name for s in specs)}): use an .npz with one array per input"
+                )
+            return {specs[0].name: np.load(file, allow_pickle=False)}
+        with np.load(file, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except DataError:
+        raise
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+        raise DataError(f"{file}: not a readable numpy file ({e})") from None
+
+
+def _validate(arrays: dict[str, np.ndarray], specs: list[TensorSpec], source: str) -> Samples:
+    expected = {s.name for s in specs}
+    labels = arrays.pop(LABELS, None)
+    unknown = sorted(set(arrays) - expected)
+    missing = sorted(expected - set(arrays))
+    if unknown or missing:
+        parts = []
+        if missing:
+            parts.append(f"missing array(s) {missing}")
+        if unknown:
+            parts.append(f"unknown array(s) {unknown}")
+        raise DataError(f"{source}: {'; '.join(parts)}; the model's inputs are {sorted(expected)}")
+    counts = {n: len(a) for n, a in arrays.items()}
+    if len(set(counts.values())) != 1:
+        raise DataError(f"{source}: arrays hold different sample counts {counts}")
+    count = next(iter(counts.values()))
+    if count == 0:
+        raise DataError(f"{source}: holds no samples")
+    converted = {s.name: _match(arrays[s.name], s, source) for s in specs}
+    if labels is not None:
+        labels = np.asarray(labels)
+        if labels.ndim == 2:  # one-hot
+            labels = labels.argmax(axis=1)
+        if labels.ndim != 1 or len(labels) != count or labels.dtype.kind not in "iu":
+            raise DataError(f"{source}: 'labels' must be {count} integer class ids, got {labels.dtype} {labels.shape}")
+    feeds = [{n: a[i] for n, a in converted.items()} for i in range(count)]
+    return Samples(feeds, labels, source)
+
+
+def _match(array: np.ndarray, spec: TensorSpec, source: str) -> np.ndarray:
+    """Return [samples, *input shape]; a stack that lacks the batch axis of size 1 gets it added."""
+    if spec.dtype.kind != array.dtype.kind and not (spec.dtype.kind in "iu" and array.dtype.kind in "iu"):
+        raise DataError(f"{source}: array '{spec.name}' is {array.dtype}, the model input needs {spec.dtype}")
+    array = array.astype(spec.dtype, copy=False)
+    if spec.shape is None:
+        return array[:, None] if array.ndim else array
+    rank = len(spec.shape)
+    if array.ndim == rank:  # first axis is both sample and batch axis: feed one at a time
+        array = array[:, None]
+    if array.ndim != rank + 1:
+        raise DataError(
+            f"{source}: array '{spec.name}' has shape {list(array.shape)}; expected samples × {_fmt(spec.shape)}"
+        )
+    for i, (want, got) in enumerate(zip(spec.shape, array.shape[1:])):
+        if isinstance(want, int) and want > 0 and want != got:
+            raise DataError(
+                f"{source}: array '{spec.name}' has shape {list(array.shape)}; dimension {i} of each sample "
+                f"is {got}, the model input needs {_fmt(spec.shape)}"
+            )
+    return array
+
+
+def _fmt(shape) -> str:
+    return "[" + ", ".join(str(d) if isinstance(d, int) else (d or "?") for d in shape) + "]"

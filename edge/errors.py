@@ -1,0 +1,55 @@
+"""The user-facing error family: each kind has its own exit code and says what to do next.
+
+Anything raised as an EdgeError is printed as one line (`edge: error: ...`) with no traceback.
+Any other exception is a bug in edgepack and keeps its traceback.
+"""
+
+
+class EdgeError(Exception):
+    exit_code = 1
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class UsageError(EdgeError):
+    """A command-line option has a bad value."""
+
+    exit_code = 2
+
+
+class ModelError(EdgeError):
+    """The model file cannot be read, is not ONNX, or fails the checker."""
+
+    exit_code = 3
+
+
+class DataError(EdgeError):
+    """Calibration or evaluation data does not match the model."""
+
+    exit_code = 4
+
+
+class ShapeError(EdgeError):
+    """A dynamic dimension needs a fixed value that nobody gave."""
+
+    exit_code = 5
+
+
+class QuantizationError(EdgeError):
+    """The chosen quantization cannot be applied to this model."""
+
+    exit_code = 6
+
+
+class AccuracyGateError(EdgeError):
+    """The optimized model lost more than --max-accuracy-drop allows; nothing was written."""
+
+    exit_code = 7
+
+
+class OutputError(EdgeError):
+    """The output path cannot be written."""
+
+    exit_code = 8

@@ -1,0 +1,336 @@
+"""Structured channel pruning: drop the least important output channels of Conv / Gemm / MatMul layers
+and shrink every consumer, so tensors, the file and the MACs really get smaller.
+
+For each prunable layer the pass traces its output through channel-preserving ops (activations,
+BatchNorm, pooling, per-channel constants, Flatten/Reshape/Transpose, depthwise Conv) to the layers
+that absorb the channels (Conv, Gemm, MatMul input side). A layer whose channels reach a graph output,
+a residual Add/Concat with another branch, or an op this pass does not know is left alone and
+reported with the reason. Importance = L1 norm of each output channel's weights."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper, shape_inference
+
+from edge import stats
+from edge.passes import Context, Outcome
+
+UNARY = {
+    "Relu", "LeakyRelu", "PRelu", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh", "Elu", "Selu", "Celu",
+    "Softplus", "Softsign", "Gelu", "Mish", "Erf", "Abs", "Neg", "Exp", "Sqrt", "Identity", "Dropout",
+    "Clip", "Cast", "Floor", "Ceil", "Round", "Reciprocal", "ThresholdedRelu", "Sin", "Cos",
+}
+BINARY = {"Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "PRelu"}
+POOL = {"MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "LpPool", "GlobalLpPool"}
+REDUCE = {"ReduceMean", "ReduceMax", "ReduceMin", "ReduceSum", "ReduceL2", "ReduceL1", "ReduceProd"}
+
+
+class Blocked(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Channels:
+    """Where a pruned layer's channels sit in a tensor: axis, rank, kept indices out of `full`."""
+
+    axis: int
+    rank: int
+    keep: tuple[int, ...]
+    full: int
+
+
+@dataclass
+class Plan:
+    slices: dict[str, tuple[int, tuple[int, ...], int]] = field(default_factory=dict)  # init → (axis, keep, full)
+    groups: dict[int, int] = field(default_factory=dict)  # node index → new group
+    reshapes: dict[int, str] = field(default_factory=dict)  # node index → shape initializer to make [-1 last]
+    touched: set[int] = field(default_factory=set)
+
+
+class Graph:
+    def __init__(self, model: onnx.ModelProto):
+        self.model = model
+        self.nodes = list(model.graph.node)
+        self.inits = {i.name: i for i in model.graph.initializer}
+        self.arrays: dict[str, np.ndarray] = {}
+        self.consumers: dict[str, list[int]] = {}
+        for i, node in enumerate(self.nodes):
+            for name in node.input:
+                self.consumers.setdefault(name, []).append(i)
+        self.outputs = {o.name for o in model.graph.output}
+        self.shapes: dict[str, list] = {}
+        try:
+            fresh = onnx.ModelProto()
+            fresh.CopyFrom(model)
+            fresh.graph.ClearField("value_info")  # stale after earlier slicing
+            inferred = shape_inference.infer_shapes(fresh, data_prop=True)
+            for vi in list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output):
+                self.shapes[vi.name] = [d.dim_value if d.HasField("dim_value") else None
+                                        for d in vi.type.tensor_type.shape.dim]
+        except Exception:
+            pass
+
+    def array(self, name):
+        if name not in self.arrays:
+            self.arrays[name] = numpy_helper.to_array(self.inits[name])
+        return self.arrays[name]
+
+    def rank(self, name):
+        s = self.shapes.get(name)
+        return len(s) if s is not None else None
+
+
+def _attrs(node):
+    return {a.name: helper.get_attribute_value(a) for a in node.attribute}
+
+
+def producer_channels(g: Graph, index: int):
+    """(weight init, channel axis in the weight, bias init or None, output Channels rank/axis) or None."""
+    node = g.nodes[index]
+    a = _attrs(node)
+    if node.op_type == "Conv" and len(node.input) > 1 and node.input[1] in g.inits and a.get("group", 1) == 1:
+        w = g.array(node.input[1])
+        bias = node.input[2] if len(node.input) > 2 and node.input[2] in g.inits else None
+        return node.input[1], 0, bias, w.ndim, 1
+    if node.op_type == "Gemm" and node.input[1] in g.inits and not a.get("transA", 0):
+        bias = node.input[2] if len(node.input) > 2 and node.input[2] in g.inits else None
+        return node.input[1], 0 if a.get("transB", 0) else 1, bias, 2, 1
+    if node.op_type == "MatMul" and node.input[1] in g.inits and g.array(node.input[1]).ndim == 2:
+        rank = g.rank(node.output[0])
+        if rank is None:
+            return None
+        return node.input[1], 1, None, rank, rank - 1
+    return None
+
+
+def plan_layer(g: Graph, index: int, ratio: float) -> tuple[Plan, int, int]:
+    found = producer_channels(g, index)
+    if found is None:
+        raise Blocked("not a prunable layer")
+    weight, w_axis, bias, rank, axis = found
+    w = g.array(weight)
+    full = w.shape[w_axis]
+    drop = int(np.floor(ratio * full))
+    if drop == 0 or drop >= full:
+        raise Blocked(f"{full} channels: nothing to drop at this ratio")
+    importance = np.abs(np.moveaxis(w, w_axis, 0)).reshape(full, -1).sum(axis=1)
+    keep = tuple(sorted(np.argsort(-importance, kind="stable")[: full - drop].tolist()))
+    plan = Plan()
+    plan.touched.add(index)
+    _slice(g, plan, weight, w_axis, keep, full)
+    if bias is not None:
+        b = g.array(bias)
+        if b.size == full:
+            _slice(g, plan, bias, b.ndim - 1, keep, full)
+        elif b.size != 1:
+            raise Blocked(f"bias {bias} has shape {list(b.shape)}")
+    _trace(g, plan, g.nodes[index].output[0], Channels(axis, rank, keep, full))
+    return plan, full, len(keep)
+
+
+def _slice(g, plan, name, axis, keep, full):
+    if name in plan.slices:
+        raise Blocked(f"tensor {name} would be sliced twice")
+    users = g.consumers.get(name, [])
+    if len(users) > 1:
+        raise Blocked(f"weight {name} is shared by {len(users)} nodes")
+    plan.slices[name] = (axis, keep, full)
+
+
+def _trace(g: Graph, plan: Plan, tensor: str, ch: Channels, traced=None):
+    traced = {} if traced is None else traced
+    if tensor in traced:
+        if traced[tensor] != ch:
+            raise Blocked(f"{tensor} is reached twice with different channel layouts")
+        return
+    traced[tensor] = ch
+    if tensor in g.outputs:
+        raise Blocked(f"its channels reach the graph output '{tensor}'")
+    for i in g.consumers.get(tensor, []):
+        _consume(g, plan, i, tensor, ch, traced)
+
+
+def _consume(g: Graph, plan: Plan, i: int, tensor: str, ch: Channels, traced):
+    node = g.nodes[i]
+    op, a = node.op_type, _attrs(node)
+    pos = list(node.input).index(tensor)
+    simple = ch.axis == 1  # channels on axis 1 (NC...)
+    if op in UNARY and pos == 0 and op not in ("PRelu",):
+        if op == "Clip" and any(n and n not in g.inits for n in node.input[1:]):
+            raise Blocked("Clip with non-constant bounds")
+        plan.touched.add(i)
+        return _trace(g, plan, node.output[0], ch, traced)
+    if op in BINARY:
+        other = node.input[1 - pos] if len(node.input) == 2 else None
+        if other in g.inits:
+            c = g.array(other)
+            caxis = ch.axis - (ch.rank - c.ndim)
+            if caxis >= 0 and c.shape[caxis] == ch.full:
+                _slice(g, plan, other, caxis, ch.keep, ch.full)
+            elif caxis >= 0 and c.shape[caxis] != 1:
+                raise Blocked(f"{op} constant {other} of shape {list(c.shape)} does not match {ch.full} channels")
+            if c.ndim > ch.rank:
+                raise Blocked(f"{op} constant {other} broadcasts to a higher rank")
+        elif other is not None and other not in traced:
+            # e.g. x * sigmoid(x): fine once the other operand is traced with the same layout; a residual
+            # branch from another layer never will be.
+            if not _derives_from(g, other, set(traced)):
+                raise Blocked(f"{op} '{node.name}' joins another branch ({other})")
+        plan.touched.add(i)
+        return _trace(g, plan, node.output[0], ch, traced)
+    if op == "BatchNormalization" and pos == 0 and ch.axis == 1:
+        for name in node.input[1:5]:
+            if name not in g.inits:
+                raise Blocked("BatchNormalization with non-constant parameters")
+            _slice(g, plan, name, 0, ch.keep, ch.full)
+        plan.touched.add(i)
+        return _trace(g, plan, node.output[0], ch, traced)
+    if op in POOL and ch.axis == 1:
+        plan.touched.add(i)
+        return _trace(g, plan, node.output[0], ch, traced)
+    if op in REDUCE:
+        axes = a.get("axes")
+        if axes is None and len(node.input) > 1 and node.input[1] in g.inits:
+            axes = g.array(node.input[1]).tolist()
+        if axes is None or a.get("noop_with_empty_axes", 0):
+            raise Blocked(f"{op} over all axes")
+        axes = [x % ch.rank for x in axes]
+        if ch.axis in axes:
+            raise Blocked(f"{op} reduces over the channel axis")
+        keepdims = a.get("keepdims", 1)
+        new_axis = ch.axis if keepdims else ch.axis - sum(x < ch.axis for x in axes)
+        new_rank = ch.rank if keepdims else ch.rank - len(axes)
+        plan.touched.add(i)
+        return _trace(g, plan, node.output[0], Channels(new_axis, new_rank, ch.keep, ch.full), traced)
+    if op == "Transpose":
+        perm = a.get("perm", list(reversed(range(ch.rank))))
+        plan.touched.add(i)
+        return _trace(g, plan, node.output[0], Channels(perm.index(ch.axis), ch.rank, ch.keep, ch.full), traced)
+    if op in ("Flatten", "Reshape") and pos == 0:
+        return _flatten(g, plan, i, ch, traced)
+    if op == "Conv" and pos == 0 and simple:
+        w = g.array(node.input[1]) if node.input[1] in g.inits else None
+        if w is None:
+            raise Blocked("Conv with non-constant weights")
+        group = a.get("group", 1)
+        if group == 1 and w.shape[1] == ch.full:
+            plan.touched.add(i)
+            return _slice(g, plan, node.input[1], 1, ch.keep, ch.full)
+        if group == ch.full and w.shape[0] == ch.full and w.shape[1] == 1:  # depthwise: channels pass through
+            _slice(g, plan, node.input[1], 0, ch.keep, ch.full)
+            if len(node.input) > 2 and node.input[2]:
+                _slice(g, plan, node.input[2], 0, ch.keep, ch.full)
+            plan.groups[i] = len(ch.keep)
+            plan.touched.add(i)
+            return _trace(g, plan, node.output[0], ch, traced)
+        raise Blocked(f"grouped Conv '{node.name}' (group {group})")
+    if op == "ConvTranspose" and pos == 0 and simple and a.get("group", 1) == 1 and node.input[1] in g.inits:
+        plan.touched.add(i)
+        return _slice(g, plan, node.input[1], 0, ch.keep, ch.full)
+    if op == "Gemm" and pos == 0 and ch.rank == 2 and ch.axis == 1 and not a.get("transA", 0):
+        if node.input[1] not in g.inits:
+            raise Blocked("Gemm with non-constant B")
+        plan.touched.add(i)
+        return _slice(g, plan, node.input[1], 1 if a.get("transB", 0) else 0, ch.keep, ch.full)
+    if op == "MatMul" and pos == 0 and ch.axis == ch.rank - 1 and node.input[1] in g.inits:
+        if g.array(node.input[1]).ndim != 2:
+            raise Blocked("MatMul with a batched constant")
+        plan.touched.add(i)
+        return _slice(g, plan, node.input[1], 0, ch.keep, ch.full)
+    raise Blocked(f"{op} '{node.name}' consumes its channels")
+
+
+def _flatten(g, plan, i, ch, traced):
+    """Flatten/Reshape to 2-D at the channel axis: channel c becomes features c*inner ... (c+1)*inner-1."""
+    node = g.nodes[i]
+    in_shape = g.shapes.get(node.input[0])
+    out_shape = g.shapes.get(node.output[0])
+    if not in_shape or not out_shape or len(out_shape) != 2 or any(d is None for d in in_shape[ch.axis + 1:]):
+        raise Blocked(f"{node.op_type} '{node.name}' with unknown shapes")
+    if node.op_type == "Flatten" and (_attrs(node).get("axis", 1) % ch.rank) != ch.axis:
+        raise Blocked("Flatten at another axis than the channels")
+    if node.op_type == "Reshape":
+        if node.input[1] not in g.inits:
+            raise Blocked("Reshape to a computed shape")
+        target = g.array(node.input[1]).tolist()
+        lead = in_shape[: ch.axis]
+        if len(target) != 2 or (None not in lead and out_shape[0] != int(np.prod(lead))):
+            raise Blocked("Reshape that does not flatten at the channel axis")
+        if target[1] != -1:
+            if target[0] == -1:
+                raise Blocked("Reshape with -1 in front")
+            plan.reshapes[i] = node.input[1]
+    inner = int(np.prod(in_shape[ch.axis + 1:])) if ch.axis + 1 < len(in_shape) else 1
+    keep = tuple((np.asarray(ch.keep)[:, None] * inner + np.arange(inner)).ravel().tolist())
+    plan.touched.add(i)
+    return _trace(g, plan, node.output[0], Channels(1, 2, keep, ch.full * inner), traced)
+
+
+def _derives_from(g, tensor, sources, depth=8):
+    """True if `tensor` is computed from one of `sources` through single-input ops (e.g. sigmoid(x))."""
+    producer = {o: n for n in g.nodes for o in n.output}
+    for _ in range(depth):
+        if tensor in sources:
+            return True
+        node = producer.get(tensor)
+        if node is None or node.op_type not in UNARY:
+            return False
+        tensor = node.input[0]
+    return False
+
+
+def apply(model: onnx.ModelProto, g: Graph, plan: Plan) -> None:
+    for name, (axis, keep, full) in plan.slices.items():
+        arr = g.array(name)
+        if arr.shape[axis] != full:
+            raise Blocked(f"{name} changed under the plan")
+        sliced = np.take(arr, np.asarray(keep), axis=axis)
+        g.inits[name].CopyFrom(numpy_helper.from_array(sliced, name))
+        g.arrays[name] = sliced
+    for i, group in plan.groups.items():
+        for attr in g.nodes[i].attribute:
+            if attr.name == "group":
+                attr.i = group
+    for i, shape_name in plan.reshapes.items():
+        node = g.nodes[i]
+        target = g.array(shape_name).copy()
+        target[1] = -1
+        new_name = f"{shape_name}__pruned_{i}"
+        model.graph.initializer.append(numpy_helper.from_array(target.astype(np.int64), new_name))
+        node.input[1] = new_name
+
+
+class PruneChannels:
+    name = "prune-channels"
+    lossless = False
+
+    def run(self, model, ctx: Context):
+        ratio = ctx.options["prune_channels"]
+        shapes = {k: v.shape for k, v in (ctx.parity_feeds[0] if ctx.parity_feeds else {}).items()}
+        macs_before = stats.macs(model, shapes)
+        layers, skipped = [], []
+        g = Graph(model)
+        for index, node in enumerate(g.nodes):
+            if producer_channels(g, index) is None:
+                continue
+            label = node.name or node.output[0]
+            try:
+                plan, before, after = plan_layer(g, index, ratio)
+                apply(model, g, plan)
+                g = Graph(model)  # weights and shapes changed
+                layers.append({"layer": label, "op": node.op_type, "channels": [before, after]})
+            except Blocked as why:
+                skipped.append({"layer": label, "op": node.op_type, "reason": str(why)})
+        # shapes recorded before pruning would now be wrong
+        model.graph.ClearField("value_info")
+        macs_after = stats.macs(model, shapes)
+        outcome = Outcome(ratio=ratio, pruned=layers, skipped=skipped, macs_before=macs_before, macs_after=macs_after)
+        if not layers:
+            outcome.note("no layer could be pruned: " + "; ".join(f"{s['layer']}: {s['reason']}" for s in skipped[:5]))
+        return model, outcome
+
+
+PRUNE_CHANNELS = PruneChannels()

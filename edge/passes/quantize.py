@@ -1,0 +1,146 @@
+"""Quantization through onnxruntime.quantization: int8 static (QDQ, per-channel, signed activations and
+weights: onnxruntime's recommendation for ARM), int8 dynamic (weights only), and fp16."""
+
+from __future__ import annotations
+
+import onnx
+from onnxruntime.quantization import (
+    CalibrationDataReader,
+    CalibrationMethod,
+    QuantFormat,
+    QuantType,
+    quantize_dynamic,
+    quantize_static,
+)
+from onnxruntime.quantization.shape_inference import quant_pre_process
+
+from edge import model as M
+from edge.errors import QuantizationError, UsageError
+from edge.passes import Context, Outcome
+from edge.passes.graph import _one_line
+
+CALIBRATION_METHODS = {
+    "minmax": CalibrationMethod.MinMax,
+    "entropy": CalibrationMethod.Entropy,
+    "percentile": CalibrationMethod.Percentile,
+}
+MIN_OPSET = {"int8": 13, "int8-dynamic": 11, "fp16": 1}  # per-channel QDQ needs DequantizeLinear's axis (13)
+
+
+class _Reader(CalibrationDataReader):
+    def __init__(self, feeds):
+        self._it = iter(feeds)
+
+    def get_next(self):
+        return next(self._it, None)
+
+
+def _check_opset(model, mode):
+    opset = M.opset(model)
+    if opset < MIN_OPSET[mode]:
+        raise QuantizationError(
+            f"--quantize {mode} needs opset >= {MIN_OPSET[mode]}, the model has opset {opset}: re-export it with a "
+            f"newer opset, or convert it with onnx.version_converter.convert_version(model, {MIN_OPSET[mode]})"
+        )
+
+
+def _preprocess(model, ctx: Context, outcome: Outcome):
+    """onnxruntime's quant pre-processing (symbolic shape inference + optimization + onnx shape inference),
+    retried with less when a step cannot handle the graph."""
+    src, dst = ctx.workdir / "q-in.onnx", ctx.workdir / "q-pre.onnx"
+    M.save(model, src)
+    attempts = [
+        ("full", {}),
+        ("without symbolic shape inference", {"skip_symbolic_shape": True}),
+        ("shape inference only", {"skip_symbolic_shape": True, "skip_optimization": True}),
+    ]
+    failures = []
+    for label, kwargs in attempts:
+        try:
+            quant_pre_process(str(src), str(dst), **kwargs)
+            outcome["preprocess"] = label
+            if failures:
+                outcome.note(f"quant pre-processing fell back to '{label}' ({'; '.join(failures)})")
+            return dst
+        except Exception as e:
+            failures.append(f"{label}: {_one_line(e)}")
+    outcome["preprocess"] = "skipped"
+    outcome.note(f"quant pre-processing skipped ({'; '.join(failures)})")
+    return src
+
+
+def _nodes_to_exclude(model, ctx):
+    names = ctx.options.get("exclude_nodes") or []
+    known = {n.name for n in model.graph.node}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise UsageError(f"--exclude-nodes: no node named {', '.join(unknown)} (`edge inspect --tensors` lists nodes)")
+    return names or None
+
+
+class Int8Static:
+    name = "quantize-int8"
+    lossless = False
+
+    def run(self, model, ctx: Context):
+        _check_opset(model, "int8")
+        if ctx.calibration is None:
+            raise UsageError("--quantize int8 needs calibration data: add --calibration DATA (.npz or folder)")
+        method_name = ctx.options.get("calibration_method", "minmax")
+        outcome = Outcome(format="QDQ", per_channel=True, activations="int8", weights="int8",
+                          calibration_method=method_name, calibration_samples=len(ctx.calibration))
+        src = _preprocess(model, ctx, outcome)
+        dst = ctx.workdir / "q-int8.onnx"
+        extra = {"CalibMovingAverage": False}
+        if method_name == "percentile":
+            extra["CalibPercentile"] = 99.999
+        try:
+            quantize_static(
+                str(src), str(dst), _Reader(ctx.calibration.feeds),
+                quant_format=QuantFormat.QDQ, per_channel=True,
+                activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                calibrate_method=CALIBRATION_METHODS[method_name],
+                nodes_to_exclude=_nodes_to_exclude(model, ctx), extra_options=extra,
+            )
+        except Exception as e:
+            raise QuantizationError(f"int8 static quantization failed: {_one_line(e)}") from None
+        return onnx.load(str(dst)), outcome
+
+
+class Int8Dynamic:
+    name = "quantize-int8-dynamic"
+    lossless = False
+
+    def run(self, model, ctx: Context):
+        _check_opset(model, "int8-dynamic")
+        outcome = Outcome(weights="int8", activations="float, quantized at run time")
+        src = _preprocess(model, ctx, outcome)
+        dst = ctx.workdir / "q-dyn.onnx"
+        try:
+            quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8,
+                             nodes_to_exclude=_nodes_to_exclude(model, ctx))
+        except Exception as e:
+            raise QuantizationError(f"int8 dynamic quantization failed: {_one_line(e)}") from None
+        quantized = onnx.load(str(dst))
+        ops = {n.op_type for n in quantized.graph.node}
+        if "ConvInteger" in ops:
+            outcome.note("Conv became ConvInteger, which onnxruntime runs slowly on CPU: prefer --quantize int8 for CNNs")
+        return quantized, outcome
+
+
+class Float16:
+    name = "quantize-fp16"
+    lossless = False
+
+    def run(self, model, ctx: Context):
+        from onnxruntime.transformers.float16 import convert_float_to_float16
+
+        try:
+            # inputs and outputs stay float32 so callers feed the same arrays as before
+            out = convert_float_to_float16(model, keep_io_types=True)
+        except Exception as e:
+            raise QuantizationError(f"fp16 conversion failed: {_one_line(e)}") from None
+        return out, Outcome(weights="float16", io="float32")
+
+
+MODES = {"int8": Int8Static(), "int8-dynamic": Int8Dynamic(), "fp16": Float16()}

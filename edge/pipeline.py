@@ -1,0 +1,275 @@
+"""`edge optimize`: plan the passes from the options, run them with parity checks, evaluate, gate, write."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from edge import __version__, data, evaluate, model as M
+from edge.errors import AccuracyGateError, EdgeError, ModelError, OutputError, UsageError
+from edge.passes import Context, Outcome, Pass
+from edge.passes import graph, quantize
+from edge.passes.channels import PRUNE_CHANNELS
+from edge.passes.weights import PRUNE_WEIGHTS
+
+RANDOM_SAMPLES = 8
+PARITY_DATA_SAMPLES = 16
+
+
+@dataclass
+class Options:
+    model: Path
+    output: Path
+    inputs: list[str] | None = None
+    outputs: list[str] | None = None
+    input_shapes: dict[str, list[int]] = field(default_factory=dict)
+    lossless: bool = True
+    prune_weights: float | None = None
+    prune_channels: float | None = None
+    quantize: str | None = None
+    calibration: Path | None = None
+    calibration_method: str = "minmax"
+    exclude_nodes: list[str] = field(default_factory=list)
+    eval: Path | None = None
+    max_accuracy_drop: float | None = None
+
+    def validate(self) -> None:
+        for flag, ratio in (("--prune-weights", self.prune_weights), ("--prune-channels", self.prune_channels)):
+            if ratio is not None and not 0 <= ratio < 1:
+                raise UsageError(f"{flag} {ratio}: the ratio must be in [0, 1), e.g. 0.5 for half")
+        if self.quantize is not None and self.quantize not in quantize.MODES:
+            raise UsageError(f"--quantize {self.quantize}: choose one of {', '.join(quantize.MODES)}")
+        if self.calibration_method not in quantize.CALIBRATION_METHODS:
+            raise UsageError(f"--calibration-method {self.calibration_method}: choose one of "
+                             f"{', '.join(quantize.CALIBRATION_METHODS)}")
+        if self.max_accuracy_drop is not None and self.max_accuracy_drop < 0:
+            raise UsageError("--max-accuracy-drop must be >= 0 (percentage points)")
+        if self.output.resolve() == self.model.resolve():
+            raise UsageError(f"{self.output}: the output would overwrite the input model; choose another -o")
+        if self.output.suffix != ".onnx":
+            raise UsageError(f"{self.output}: the output must end in .onnx (the report goes beside it)")
+
+
+def report_path(output: Path) -> Path:
+    return output.with_name(output.stem + ".report.json")
+
+
+def plan(opts: Options) -> tuple[list[Pass], list[Pass]]:
+    """(passes that define the reference function, passes that optimize it)."""
+    reference: list[Pass] = []
+    if opts.inputs or opts.outputs:
+        reference.append(graph.CUT)
+    if opts.input_shapes:
+        reference.append(graph.FIX_SHAPES)
+    work: list[Pass] = []
+    if opts.lossless:
+        work += [graph.CLEAN_INPUTS, graph.OPTIMIZER, graph.SIMPLIFY, graph.INFER_SHAPES]
+    if opts.prune_channels:
+        work.append(PRUNE_CHANNELS)
+    if opts.prune_weights:
+        work.append(PRUNE_WEIGHTS)
+    if opts.quantize:
+        work.append(quantize.MODES[opts.quantize])
+    return reference, work
+
+
+def _summary(m: onnx.ModelProto) -> dict:
+    return {"nodes": len(m.graph.node), "initializers": len(m.graph.initializer), "bytes": m.ByteSize()}
+
+
+def _op_delta(before: onnx.ModelProto, after: onnx.ModelProto) -> tuple[dict, dict]:
+    b = Counter(n.op_type for n in before.graph.node)
+    a = Counter(n.op_type for n in after.graph.node)
+    return dict((b - a).most_common()), dict((a - b).most_common())
+
+
+def _copy(m: onnx.ModelProto) -> onnx.ModelProto:
+    c = onnx.ModelProto()
+    c.CopyFrom(m)
+    return c
+
+
+class Runner:
+    def __init__(self, ctx: Context, progress=None):
+        self.ctx = ctx
+        self.records: list[dict] = []
+        self.progress = progress or (lambda text: None)
+
+    def apply(self, p: Pass, model: onnx.ModelProto, check_parity: bool, reference_outputs=None):
+        self.progress(p.name)
+        start = time.perf_counter()
+        record = {"name": p.name, "lossless": p.lossless}
+        try:
+            result, outcome = p.run(_copy(model), self.ctx)
+        except EdgeError:
+            raise
+        except Exception as e:
+            if not p.lossless:
+                raise
+            # a library step that cannot handle this graph: keep the model as it was and say so
+            result, outcome = model, Outcome(status="skipped").note(f"failed: {graph._one_line(e)}")
+        record["status"] = outcome.pop("status", "applied")
+        if check_parity and result is not model:
+            try:
+                diff = evaluate.max_rel_diff(reference_outputs, evaluate.run_all(evaluate.session(result),
+                                                                                  self.ctx.parity_feeds))
+            except Exception as e:
+                diff, outcome = float("inf"), outcome.note(f"the result does not run: {graph._one_line(e)}")
+            record["parity_max_rel_diff"] = diff
+            if not diff <= evaluate.PARITY_RTOL:
+                outcome.note(f"reverted: changed outputs by {diff:.3g} (> {evaluate.PARITY_RTOL})")
+                record["status"] = "reverted"
+                result = model
+        if outcome.get("fallback"):
+            record["status"] = "fallback"
+        record["seconds"] = round(time.perf_counter() - start, 3)
+        record["before"], record["after"] = _summary(model), _summary(result)
+        record["ops_removed"], record["ops_added"] = _op_delta(model, result)
+        record.update(outcome)
+        self.records.append(record)
+        return result
+
+
+def _parity_feeds(ref: onnx.ModelProto, samples: list[data.Samples]) -> tuple[list[dict], str]:
+    specs = M.inputs(ref)
+    given = [feed for s in samples if s is not None for feed in s.feeds[:PARITY_DATA_SAMPLES]]
+    if given:
+        # dynamic dimensions take the sizes the data has
+        shapes = {k: v.shape for k, v in given[0].items()}
+        specs = [M.TensorSpec(s.name, s.dtype, shapes[s.name]) for s in specs]
+    random = M.random_inputs(specs, RANDOM_SAMPLES, seed=0)
+    return given + random, f"{len(given)} data + {len(random)} random samples"
+
+
+def optimize(opts: Options, progress=None) -> dict:
+    opts.validate()
+    original = M.load(opts.model)
+    ensure_writable(opts.output)
+    with tempfile.TemporaryDirectory(prefix="edge-optimize-") as tmp:
+        ctx = Context(workdir=Path(tmp), input_shapes=opts.input_shapes,
+                      options={"inputs": opts.inputs, "outputs": opts.outputs, "exclude_nodes": opts.exclude_nodes,
+                               "calibration_method": opts.calibration_method,
+                               "prune_weights": opts.prune_weights, "prune_channels": opts.prune_channels})
+        runner = Runner(ctx, progress)
+        reference_passes, work_passes = plan(opts)
+        reference = original
+        for p in reference_passes:
+            reference = runner.apply(p, reference, check_parity=False)
+        specs = M.inputs(reference)
+        eval_data = data.load(opts.eval, specs, "--eval data") if opts.eval else None
+        ctx.calibration = data.load(opts.calibration, specs, "--calibration data") if opts.calibration else None
+        ctx.parity_feeds, parity_source = _parity_feeds(reference, [eval_data, ctx.calibration])
+        try:
+            ref_parity = evaluate.run_all(evaluate.session(reference), ctx.parity_feeds, "parity samples")
+        except EdgeError:
+            raise
+        except Exception as e:
+            raise ModelError(f"{opts.model}: onnxruntime cannot run this model: {graph._one_line(e)}") from None
+        current = reference
+        for p in work_passes:
+            # lossless passes must keep the reference function; lossy ones are judged by the evaluation
+            current = runner.apply(p, current, check_parity=p.lossless, reference_outputs=ref_parity)
+        progress and progress("evaluate")
+        report = _evaluate(opts, reference, current, eval_data, ctx.parity_feeds, parity_source)
+        report["passes"] = runner.records
+        report["edgepack"] = __version__
+        report["input"] = {"path": str(opts.model), "sha256": M.sha256(original), "opset": M.opset(original),
+                           "bytes": original.ByteSize()}
+        _gate(opts, report)
+        M.save(current, opts.output)
+        report["output"] = {"path": str(opts.output), "sha256": M.sha256(current), "bytes": current.ByteSize()}
+        write_json(report, report_path(opts.output))
+    return report
+
+
+def _evaluate(opts, reference, optimized, eval_data, parity_feeds, parity_source) -> dict:
+    if eval_data is not None:
+        feeds, labels, source = eval_data.feeds, eval_data.labels, str(opts.eval)
+    else:
+        feeds, labels, source = parity_feeds, None, parity_source
+    ref = evaluate.measure(reference, feeds, labels, source)
+    opt = evaluate.measure(optimized, feeds, labels, source)
+    names = [o.name for o in reference.graph.output]
+    comparison = evaluate.compare(ref.outputs, opt.outputs, names)
+    parity_diff = evaluate.max_rel_diff(
+        evaluate.run_all(evaluate.session(reference), parity_feeds),
+        evaluate.run_all(evaluate.session(optimized), parity_feeds))
+    return {"evaluation": {
+        "data": source, "samples": len(feeds), "labels": labels is not None,
+        "original": ref.metrics, "optimized": opt.metrics, "comparison": comparison,
+        "parity": {"samples": parity_source, "max_rel_diff": parity_diff, "tolerance": evaluate.PARITY_RTOL},
+    }}
+
+
+def _gate(opts: Options, report: dict) -> None:
+    ev = report["evaluation"]
+    lossy = any(not p["lossless"] for p in report["passes"])
+    if not lossy and not ev["parity"]["max_rel_diff"] <= evaluate.PARITY_RTOL:
+        raise EdgeError(f"lossless passes changed the outputs by {ev['parity']['max_rel_diff']:.3g} "
+                        f"(> {evaluate.PARITY_RTOL}); nothing written. Retry with --no-lossless and report this model")
+    ref_acc, opt_acc = ev["original"]["accuracy"], ev["optimized"]["accuracy"]
+    agreement = ev["comparison"]["top1_agreement"]
+    if ref_acc is not None:
+        drop, basis = (ref_acc - opt_acc) * 100, "accuracy"
+    elif agreement is not None:
+        drop, basis = (1 - agreement) * 100, "top-1 agreement"
+    else:
+        drop, basis = None, None
+    ev["drop_pp"], ev["drop_basis"] = drop, basis
+    if opts.max_accuracy_drop is None:
+        return
+    if drop is None:
+        raise UsageError("--max-accuracy-drop: the model's first output is not class scores, so no accuracy or "
+                         "top-1 agreement can be measured; leave the option out")
+    ev["gate"] = {"max_drop_pp": opts.max_accuracy_drop, "passed": drop <= opts.max_accuracy_drop}
+    if drop > opts.max_accuracy_drop + 1e-9:
+        raise AccuracyGateError(
+            f"{basis} dropped by {drop:.2f} points (> --max-accuracy-drop {opts.max_accuracy_drop}); "
+            f"{opts.output} not written. Try a milder setting (lower prune ratio, --calibration-method "
+            f"entropy or percentile, more calibration data, --exclude-nodes for sensitive layers)")
+
+
+def ensure_writable(output: Path) -> None:
+    parent = output.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"{output}: cannot create folder {parent}: {e.strerror}") from None
+    if output.is_dir():
+        raise OutputError(f"{output}: is a folder; give a file path ending in .onnx")
+    probe = parent / f".edge-write-test-{id(output)}"
+    try:
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise OutputError(f"{output}: folder {parent} is not writable ({e.strerror})") from None
+
+
+def write_json(obj: dict, path: Path) -> None:
+    import json
+    import os
+
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_text(json.dumps(obj, indent=2, default=_json_default) + "\n")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _json_default(o):
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, Path):
+        return str(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(type(o).__name__)

@@ -1,0 +1,106 @@
+"""Printed summaries (rich tables) of inspect and optimize results; the JSON goes to files as-is."""
+
+from __future__ import annotations
+
+import shutil
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+console = Console(highlight=False, width=max(110, shutil.get_terminal_size((110, 24)).columns))
+
+
+def _bytes(n) -> str:
+    if n is None:
+        return "-"
+    for unit in ("B", "kB", "MB", "GB"):
+        if abs(n) < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+
+
+def _count(n) -> str:
+    if n is None:
+        return "-"
+    for unit, div in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(n) >= div:
+            return f"{n / div:.2f}{unit}"
+    return str(n)
+
+
+def _shape(s) -> str:
+    return "?" if s is None else escape("[" + ", ".join(str(d) for d in s) + "]")
+
+
+def print_inspect(info: dict) -> None:
+    t = Table(title=f"{info['path']}", show_header=False)
+    t.add_row("file size", _bytes(info["file_bytes"]))
+    t.add_row("IR version", str(info["ir_version"]))
+    t.add_row("opsets", ", ".join(f"{d} {v}" for d, v in info["opsets"].items()))
+    if info["producer"]:
+        t.add_row("producer", info["producer"])
+    for kind in ("inputs", "outputs"):
+        for s in info[kind]:
+            t.add_row(kind[:-1], f"{s['name']}: {s['dtype']} {_shape(s['shape'])}")
+    t.add_row("nodes", str(info["nodes"]))
+    t.add_row("parameters", f"{_count(info['parameters'])} ({info['zero_share']:.1%} zero)")
+    t.add_row("MACs", _count(info["macs"]) if info["macs"] is not None else "- (dynamic shapes: see --input-shape)")
+    t.add_row("ops", ", ".join(f"{op} {n}" for op, n in info["ops"].items()))
+    console.print(t)
+
+
+def _ratio(a, b) -> str:
+    if a in (None, 0) or b is None:
+        return "-"
+    return f"{b / a:.2f}×"
+
+
+def print_optimize(report: dict) -> None:
+    passes = Table(title="passes")
+    for col in ("pass", "status", "nodes", "size", "time", "notes"):
+        passes.add_column(col, overflow="fold")
+    for p in report["passes"]:
+        b, a = p["before"], p["after"]
+        notes = list(p.get("notes", []))
+        if p.get("ops_removed"):
+            notes.insert(0, "removed " + ", ".join(f"{k}×{v}" for k, v in list(p["ops_removed"].items())[:6]))
+        if p["name"] == "prune-channels":
+            notes.insert(0, f"{len(p['pruned'])} layers pruned, {len(p['skipped'])} kept; MACs "
+                            f"{_count(p['macs_before'])} → {_count(p['macs_after'])}")
+        if p["name"] == "prune-weights":
+            notes.insert(0, f"{p['zero_share']:.1%} of {_count(p['weights'])} weights zero")
+        passes.add_row(p["name"], p["status"], f"{b['nodes']} → {a['nodes']}",
+                       f"{_bytes(b['bytes'])} → {_bytes(a['bytes'])}", f"{p['seconds']:.2f}s", escape("; ".join(notes)))
+    console.print(passes)
+
+    ev = report["evaluation"]
+    o, q = ev["original"], ev["optimized"]
+    t = Table(title=f"evaluation on {ev['data']} ({ev['samples']} samples)")
+    for col in ("metric", "original", "optimized", "ratio"):
+        t.add_column(col)
+    t.add_row("file size", _bytes(o["size_bytes"]), _bytes(q["size_bytes"]), _ratio(o["size_bytes"], q["size_bytes"]))
+    t.add_row("compressed", _bytes(o["compressed_bytes"]), _bytes(q["compressed_bytes"]),
+              _ratio(o["compressed_bytes"], q["compressed_bytes"]))
+    t.add_row("parameters", _count(o["parameters"]), _count(q["parameters"]), _ratio(o["parameters"], q["parameters"]))
+    t.add_row("zero weights", f"{o['zero_share']:.1%}", f"{q['zero_share']:.1%}", "")
+    t.add_row("MACs", _count(o["macs"]), _count(q["macs"]), _ratio(o["macs"], q["macs"]))
+    lo, lq = o["latency"]["median_ms"], q["latency"]["median_ms"]
+    t.add_row("latency (median, 1 thread)", f"{lo:.3f} ms", f"{lq:.3f} ms", _ratio(lo, lq))
+    if o["accuracy"] is not None:
+        t.add_row("accuracy", f"{o['accuracy']:.2%}", f"{q['accuracy']:.2%}",
+                  f"{(q['accuracy'] - o['accuracy']) * 100:+.2f} pt")
+    c = ev["comparison"]
+    if c["top1_agreement"] is not None:
+        t.add_row("top-1 agreement", "", f"{c['top1_agreement']:.2%}", "")
+    for name, s in c["outputs"].items():
+        if "error" in s:
+            t.add_row(f"output {name}", "", s["error"], "")
+        else:
+            t.add_row(f"output {name}", "", f"max |Δ| {s['max_abs_diff']:.3g}, mean {s['mean_abs_diff']:.3g}, "
+                                            f"cos {s['cosine']:.6f}", "")
+    console.print(t)
+    gate = ev.get("gate")
+    if gate:
+        console.print(f"accuracy gate: {ev['drop_basis']} drop {ev['drop_pp']:.2f} pt ≤ {gate['max_drop_pp']} pt: passed")
+    console.print(f"wrote {report['output']['path']} and its .report.json")

@@ -1,0 +1,223 @@
+"""Test models, made here: real PyTorch exports (trained where accuracy matters) and hand-built graphs
+that look like TensorFlow / PaddlePaddle exports. Also `python -m tests.zoo NAME DIR` for build.py and
+the benchmarks.
+
+Every builder writes DIR/model.onnx (and data files where it has them) and returns DIR/model.onnx."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+CLASSES = 4
+IMAGE = (3, 16, 16)
+
+
+def _torch():
+    import torch
+
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    return torch
+
+
+def _export(torch, module, args, path: Path, opset: int, names_in, names_out, dynamic: dict, fold: bool = False):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    module.eval()
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        # do_constant_folding=False keeps what real exports carry: BatchNorm, Identity, shape chains
+        torch.onnx.export(module, args, str(path), opset_version=opset, dynamo=False, input_names=names_in,
+                          output_names=names_out, dynamic_axes=dynamic, do_constant_folding=fold)
+    return path
+
+
+def synthetic_images(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A separable 4-class task: a bright patch in one quadrant (and channel) over noise."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, CLASSES, n)
+    x = rng.normal(0, 0.4, (n, *IMAGE)).astype(np.float32)
+    for i, k in enumerate(labels):
+        r, c = (k // 2) * 8 + 1, (k % 2) * 8 + 1
+        x[i, k % 3, r:r + 6, c:c + 6] += 1.0 + 0.5 * rng.random()
+    return x, labels.astype(np.int64)
+
+
+def cnn_module(torch):
+    nn = torch.nn
+    return nn.Sequential(
+        nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+        nn.Conv2d(16, 16, 3, padding=1, groups=16), nn.BatchNorm2d(16), nn.ReLU(),  # depthwise
+        nn.Conv2d(16, 32, 1), nn.BatchNorm2d(32), nn.ReLU(),  # pointwise
+        nn.MaxPool2d(2),
+        nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(),
+        nn.AvgPool2d(2), nn.Flatten(),
+        nn.Linear(32 * 4 * 4, 64), nn.ReLU(), nn.Dropout(0.1),
+        nn.Linear(64, CLASSES), nn.Softmax(dim=1),
+    )
+
+
+def trained_cnn(out: Path, opset: int = 13, epochs: int = 3) -> Path:
+    """A CNN trained here (seconds), with calibration.npz (train distribution) and eval.npz (+ labels)."""
+    torch = _torch()
+    net = cnn_module(torch)
+    x, y = synthetic_images(3000, seed=1)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    opt = torch.optim.Adam(net.parameters(), 3e-3)
+    body = net[:-1]  # train on logits
+    for _ in range(epochs):
+        perm = torch.randperm(len(xt))
+        for i in range(0, len(xt), 64):
+            idx = perm[i:i + 64]
+            loss = torch.nn.functional.cross_entropy(body(xt[idx]), yt[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    out.mkdir(parents=True, exist_ok=True)
+    cal, _ = synthetic_images(200, seed=2)
+    ev, ev_labels = synthetic_images(500, seed=3)
+    np.savez(out / "calibration.npz", x=cal)
+    np.savez(out / "eval.npz", x=ev, labels=ev_labels)
+    return _export(torch, net, (torch.from_numpy(ev[:1]),), out / "model.onnx", opset, ["x"], ["probs"],
+                   {"x": {0: "batch"}, "probs": {0: "batch"}})
+
+
+def mlp(out: Path, opset: int = 17) -> Path:
+    torch = _torch()
+    nn = torch.nn
+    net = nn.Sequential(nn.Linear(32, 128), nn.ReLU(), nn.Linear(128, 64), nn.GELU(), nn.Linear(64, 10))
+    return _export(torch, net, (torch.randn(1, 32),), out / "model.onnx", opset, ["features"], ["logits"],
+                   {"features": {0: "batch"}, "logits": {0: "batch"}})
+
+
+def rnn(out: Path, cell: str = "LSTM", opset: int = 14) -> Path:
+    torch = _torch()
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = getattr(torch.nn, cell)(20, 64, batch_first=True)
+            self.head = torch.nn.Linear(64, 6)
+
+        def forward(self, x):
+            seq, _ = self.rnn(x)
+            return self.head(seq[:, -1])
+
+    return _export(torch, Net(), (torch.randn(1, 12, 20),), out / "model.onnx", opset, ["frames"], ["scores"],
+                   {"frames": {0: "batch", 1: "time"}, "scores": {0: "batch"}})
+
+
+def two_io(out: Path) -> Path:
+    """Two inputs, two outputs, with Identity/Dropout clutter and an unused initializer."""
+    rng = np.random.default_rng(5)
+    w1 = numpy_helper.from_array(rng.normal(size=(8, 16)).astype(np.float32), "w1")
+    b1 = numpy_helper.from_array(rng.normal(size=(16,)).astype(np.float32), "b1")
+    w2 = numpy_helper.from_array(rng.normal(size=(4, 16)).astype(np.float32), "w2")
+    w3 = numpy_helper.from_array(rng.normal(size=(16, 3)).astype(np.float32), "w3")
+    unused = numpy_helper.from_array(np.ones(100, np.float32), "unused")
+    nodes = [
+        helper.make_node("Identity", ["a"], ["a1"]),
+        helper.make_node("Gemm", ["a1", "w1", "b1"], ["h1"]),
+        helper.make_node("Relu", ["h1"], ["r1"]),
+        helper.make_node("Dropout", ["r1"], ["d1"]),
+        helper.make_node("MatMul", ["b", "w2"], ["h2"]),
+        helper.make_node("Add", ["d1", "h2"], ["s"]),
+        helper.make_node("Identity", ["s"], ["sum"]),
+        helper.make_node("MatMul", ["s", "w3"], ["m"]),
+        helper.make_node("Softmax", ["m"], ["probs"], axis=-1),
+    ]
+    g = helper.make_graph(
+        nodes, "two_io",
+        [helper.make_tensor_value_info("a", TensorProto.FLOAT, ["batch", 8]),
+         helper.make_tensor_value_info("b", TensorProto.FLOAT, ["batch", 4])],
+        [helper.make_tensor_value_info("sum", TensorProto.FLOAT, ["batch", 16]),
+         helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["batch", 3])],
+        [w1, b1, w2, w3, unused],
+    )
+    return _save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), out)
+
+
+def export_like(out: Path, opset: int = 13, style: str = "tf") -> Path:
+    """A graph shaped like converter output: NHWC input with a dynamic batch, a Transpose to NCHW,
+    hundreds of Constant and Identity nodes, weights as Constant nodes, a Shape→Gather→Unsqueeze→Concat→
+    Reshape chain for the flatten, initializers also listed as graph inputs (old exporters), dead branches."""
+    rng = np.random.default_rng(7)
+    nodes, inits, extra_inputs = [], [], []
+
+    def const(name, array):
+        nodes.append(helper.make_node("Constant", [], [name], value=numpy_helper.from_array(array, name + "_v")))
+        return name
+
+    def unsqueeze(src, dst, axis):
+        if opset >= 13:
+            nodes.append(helper.make_node("Unsqueeze", [src, const(dst + "_axes", np.array([axis], np.int64))], [dst]))
+        else:
+            nodes.append(helper.make_node("Unsqueeze", [src], [dst], axes=[axis]))
+
+    nodes.append(helper.make_node("Transpose", ["input:0"], ["nchw"], perm=[0, 3, 1, 2]))
+    prev = "nchw"
+    for i in range(60):  # tf2onnx / paddle2onnx leave long Identity chains
+        nodes.append(helper.make_node("Identity", [prev], [f"id{i}"]))
+        prev = f"id{i}"
+    w = const("conv_w", rng.normal(0, 0.3, (8, 3, 3, 3)).astype(np.float32))
+    if style == "paddle":  # paddle exports keep BatchNorm and scale ops separately
+        nodes.append(helper.make_node("Conv", [prev, w], ["conv"], pads=[1, 1, 1, 1]))
+        for p, v in (("bn_s", 1.0 + 0.1 * rng.random(8)), ("bn_b", rng.normal(size=8)), ("bn_m", rng.normal(size=8)),
+                     ("bn_v", 0.5 + rng.random(8))):
+            inits.append(numpy_helper.from_array(v.astype(np.float32), p))
+            extra_inputs.append(helper.make_tensor_value_info(p, TensorProto.FLOAT, [8]))
+        nodes.append(helper.make_node("BatchNormalization", ["conv", "bn_s", "bn_b", "bn_m", "bn_v"], ["bn"]))
+        prev = "bn"
+    else:
+        b = const("conv_b", rng.normal(size=8).astype(np.float32))
+        nodes.append(helper.make_node("Conv", [prev, w, b], ["conv"], pads=[1, 1, 1, 1]))
+        prev = "conv"
+    nodes.append(helper.make_node("Relu", [prev], ["relu"]))
+    nodes.append(helper.make_node("MaxPool", ["relu"], ["pool"], kernel_shape=[2, 2], strides=[2, 2]))
+    # flatten through a shape chain, as converters write it
+    nodes.append(helper.make_node("Shape", ["pool"], ["shape"]))
+    nodes.append(helper.make_node("Gather", ["shape", const("zero", np.array(0, np.int64))], ["n"], axis=0))
+    unsqueeze("n", "n1", 0)
+    nodes.append(helper.make_node("Concat", ["n1", const("minus1", np.array([-1], np.int64))], ["flat_shape"], axis=0))
+    nodes.append(helper.make_node("Reshape", ["pool", "flat_shape"], ["flat"]))
+    fw = const("fc_w", rng.normal(0, 0.05, (8 * 8 * 8, 10)).astype(np.float32))
+    fb = const("fc_b", rng.normal(size=10).astype(np.float32))
+    nodes.append(helper.make_node("MatMul", ["flat", fw], ["fc"]))
+    nodes.append(helper.make_node("Add", ["fc", fb], ["logits"]))
+    nodes.append(helper.make_node("Dropout", ["logits"], ["dropped"]))
+    nodes.append(helper.make_node("Softmax", ["dropped"], ["probs"], axis=1 if opset < 13 else -1))
+    for i in range(200):  # constants nobody reads, and a dead branch
+        const(f"dead_c{i}", np.full((4,), i, np.float32))
+    nodes.append(helper.make_node("Add", ["dead_c0", "dead_c1"], ["dead_sum"]))
+    g = helper.make_graph(
+        nodes, f"{style}_export",
+        [helper.make_tensor_value_info("input:0", TensorProto.FLOAT, ["unk__0", 16, 16, 3]), *extra_inputs],
+        [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["unk__0", 10])],
+        inits,
+    )
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)],
+                              producer_name="tf2onnx" if style == "tf" else "paddle2onnx")
+    model.ir_version = 7 if opset <= 15 else 8 if opset <= 18 else 9
+    return _save(model, out)
+
+
+def _save(model: onnx.ModelProto, out: Path) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(out / "model.onnx"))
+    return out / "model.onnx"
+
+
+BUILDERS = {"trained-cnn": trained_cnn, "mlp": mlp, "lstm": rnn, "gru": lambda out: rnn(out, "GRU"),
+            "two-io": two_io, "tf-like": export_like, "paddle-like": lambda out: export_like(out, 11, "paddle")}
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3 or sys.argv[1] not in BUILDERS:
+        sys.exit(f"usage: python -m tests.zoo {{{','.join(BUILDERS)}}} DIR")
+    print(BUILDERS[sys.argv[1]](Path(sys.argv[2])))
