@@ -36,7 +36,7 @@ def run(cmd: list[str], **kw) -> None:
 
 
 def setup(extras: str) -> None:
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - this file must run (and explain) on older Pythons too
         sys.exit(f"edgepack needs Python >= 3.11; this is {sys.version.split()[0]}")
     if not (BIN / "python").exists():
         step(f"creating {VENV.relative_to(ROOT)}")

@@ -96,6 +96,7 @@ def _match(array: np.ndarray, spec: TensorSpec, source: str) -> np.ndarray:
     if spec.dtype.kind != array.dtype.kind and not (spec.dtype.kind in "iu" and array.dtype.kind in "iu"):
         raise DataError(f"{source}: array '{spec.name}' is {array.dtype}, the model input needs {spec.dtype}")
     array = array.astype(spec.dtype, copy=False)
+    given = list(array.shape)
     if spec.shape is None:
         return array[:, None] if array.ndim else array
     rank = len(spec.shape)
@@ -103,13 +104,13 @@ def _match(array: np.ndarray, spec: TensorSpec, source: str) -> np.ndarray:
         array = array[:, None]
     if array.ndim != rank + 1:
         raise DataError(
-            f"{source}: array '{spec.name}' has shape {list(array.shape)}; expected samples × {_fmt(spec.shape)}"
+            f"{source}: array '{spec.name}' has shape {given}; expected samples × {_fmt(spec.shape)}"
         )
     for i, (want, got) in enumerate(zip(spec.shape, array.shape[1:])):
         if isinstance(want, int) and want > 0 and want != got:
             raise DataError(
-                f"{source}: array '{spec.name}' has shape {list(array.shape)}; dimension {i} of each sample "
-                f"is {got}, the model input needs {_fmt(spec.shape)}"
+                f"{source}: array '{spec.name}' has shape {given}: dimension {i} of a sample is {got}, "
+                f"the model input needs {_fmt(spec.shape)} (first axis of the array = samples)"
             )
     return array
 

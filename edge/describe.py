@@ -6,7 +6,8 @@ from pathlib import Path
 
 import onnx
 
-from edge import model as M, stats
+from edge import model as M
+from edge import stats
 
 
 def describe(model: onnx.ModelProto, path: Path, tensors: bool = False) -> dict:

@@ -145,7 +145,8 @@ def fix_input_shapes(model: onnx.ModelProto, shapes: dict[str, list[int]]) -> on
             raise UsageError(f"--input-shape: the model has no input '{name}' (inputs: {', '.join(specs)})")
         old = specs[name].shape
         if old is not None and len(old) != len(dims):
-            raise ShapeError(f"--input-shape {name}: gives {len(dims)} dimensions, the model has {len(old)}: {_fmt(old)}")
+            raise ShapeError(
+                f"--input-shape {name}: gives {len(dims)} dimensions, the model has {len(old)}: {_fmt(old)}")
         for i, (a, b) in enumerate(zip(old or (), dims)):
             if isinstance(a, int) and a != b:
                 raise ShapeError(f"--input-shape {name}: dimension {i} is fixed to {a} in the model, not {b}")
@@ -211,3 +212,23 @@ def random_inputs(specs: list[TensorSpec], count: int, seed: int = 0) -> list[di
 
 def initializer_arrays(model: onnx.ModelProto) -> dict[str, np.ndarray]:
     return {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+
+
+def toposort(model: onnx.ModelProto) -> None:
+    """Order nodes so every input is produced before use (some converters append nodes at the end,
+    which onnxruntime accepts but shape inference and the checker do not)."""
+    nodes = list(model.graph.node)
+    available = {i.name for i in model.graph.input} | {i.name for i in model.graph.initializer} | {""}
+    ordered, pending = [], nodes
+    while pending:
+        ready = [n for n in pending if all(i in available for i in n.input)]
+        if not ready:  # a cycle or a dangling input: keep the rest as it was
+            ordered += pending
+            break
+        for n in ready:
+            available.update(n.output)
+        ordered += ready
+        done = {id(n) for n in ready}
+        pending = [n for n in pending if id(n) not in done]
+    del model.graph.node[:]
+    model.graph.node.extend(ordered)

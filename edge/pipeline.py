@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from edge import __version__, data, evaluate, model as M
+from edge import __version__, data, evaluate
+from edge import model as M
 from edge.errors import AccuracyGateError, EdgeError, ModelError, OutputError, UsageError
-from edge.passes import Context, Outcome, Pass
-from edge.passes import graph, quantize
+from edge.passes import Context, Outcome, Pass, graph, quantize
 from edge.passes.channels import PRUNE_CHANNELS
 from edge.passes.weights import PRUNE_WEIGHTS
 
@@ -150,6 +150,8 @@ def _parity_feeds(ref: onnx.ModelProto, samples: list[data.Samples]) -> tuple[li
 def optimize(opts: Options, progress=None) -> dict:
     opts.validate()
     original = M.load(opts.model)
+    if opts.quantize:
+        quantize.preflight(original, opts.quantize, opts.calibration is not None)
     ensure_writable(opts.output)
     with tempfile.TemporaryDirectory(prefix="edge-optimize-") as tmp:
         ctx = Context(workdir=Path(tmp), input_shapes=opts.input_shapes,

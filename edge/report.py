@@ -102,5 +102,6 @@ def print_optimize(report: dict) -> None:
     console.print(t)
     gate = ev.get("gate")
     if gate:
-        console.print(f"accuracy gate: {ev['drop_basis']} drop {ev['drop_pp']:.2f} pt ≤ {gate['max_drop_pp']} pt: passed")
+        console.print(f"accuracy gate: {ev['drop_basis']} drop {ev['drop_pp']:.2f} pt "
+                      f"≤ {gate['max_drop_pp']} pt: passed")
     console.print(f"wrote {report['output']['path']} and its .report.json")

@@ -74,6 +74,8 @@ def macs(model: onnx.ModelProto, feed_shapes: dict[str, tuple[int, ...]] | None 
         return None
     shapes = {}
     for vi in list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output):
+        if not vi.type.tensor_type.HasField("shape"):
+            continue
         dims = [d.dim_value if d.HasField("dim_value") else None for d in vi.type.tensor_type.shape.dim]
         shapes[vi.name] = dims
     for name, t in constant_tensors(inferred).items():
@@ -81,7 +83,7 @@ def macs(model: onnx.ModelProto, feed_shapes: dict[str, tuple[int, ...]] | None 
 
     def shape(name):
         s = shapes.get(name)
-        return s if s is not None and all(isinstance(d, int) and d > 0 for d in s) else None
+        return s if s and all(isinstance(d, int) and d > 0 for d in s) else None
 
     attrs = lambda node: {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}  # noqa: E731
     total = 0

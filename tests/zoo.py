@@ -214,8 +214,15 @@ def _save(model: onnx.ModelProto, out: Path) -> Path:
     return out / "model.onnx"
 
 
-BUILDERS = {"trained-cnn": trained_cnn, "mlp": mlp, "lstm": rnn, "gru": lambda out: rnn(out, "GRU"),
-            "two-io": two_io, "tf-like": export_like, "paddle-like": lambda out: export_like(out, 11, "paddle")}
+BUILDERS = {
+    "trained-cnn": trained_cnn,
+    "mlp": mlp,
+    "lstm": rnn,
+    "gru": lambda out, opset=14: rnn(out, "GRU", opset),
+    "two-io": two_io,
+    "tf-like": export_like,
+    "paddle-like": lambda out, opset=11: export_like(out, opset, "paddle"),
+}
 
 if __name__ == "__main__":
     if len(sys.argv) != 3 or sys.argv[1] not in BUILDERS:

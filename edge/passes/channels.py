@@ -68,8 +68,9 @@ class Graph:
             fresh.graph.ClearField("value_info")  # stale after earlier slicing
             inferred = shape_inference.infer_shapes(fresh, data_prop=True)
             for vi in list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output):
-                self.shapes[vi.name] = [d.dim_value if d.HasField("dim_value") else None
-                                        for d in vi.type.tensor_type.shape.dim]
+                if vi.type.tensor_type.HasField("shape"):
+                    self.shapes[vi.name] = [d.dim_value if d.HasField("dim_value") else None
+                                            for d in vi.type.tensor_type.shape.dim]
         except Exception:
             pass
 
@@ -211,6 +212,9 @@ def _consume(g: Graph, plan: Plan, i: int, tensor: str, ch: Channels, traced):
         return _trace(g, plan, node.output[0], Channels(perm.index(ch.axis), ch.rank, ch.keep, ch.full), traced)
     if op in ("Flatten", "Reshape") and pos == 0:
         return _flatten(g, plan, i, ch, traced)
+    if op == "Shape" and _only_other_dims_used(g, node, ch):
+        plan.touched.add(i)
+        return None
     if op == "Conv" and pos == 0 and simple:
         w = g.array(node.input[1]) if node.input[1] in g.inits else None
         if w is None:
@@ -247,21 +251,18 @@ def _flatten(g, plan, i, ch, traced):
     """Flatten/Reshape to 2-D at the channel axis: channel c becomes features c*inner ... (c+1)*inner-1."""
     node = g.nodes[i]
     in_shape = g.shapes.get(node.input[0])
-    out_shape = g.shapes.get(node.output[0])
-    if not in_shape or not out_shape or len(out_shape) != 2 or any(d is None for d in in_shape[ch.axis + 1:]):
-        raise Blocked(f"{node.op_type} '{node.name}' with unknown shapes")
+    if not in_shape or any(d is None for d in in_shape[ch.axis + 1:]):
+        raise Blocked(f"{node.op_type} '{node.name}' of a tensor with unknown shape")
     if node.op_type == "Flatten" and (_attrs(node).get("axis", 1) % ch.rank) != ch.axis:
         raise Blocked("Flatten at another axis than the channels")
     if node.op_type == "Reshape":
-        if node.input[1] not in g.inits:
+        target = _reshape_target(g, node.input[1])
+        if target is None:
             raise Blocked("Reshape to a computed shape")
-        target = g.array(node.input[1]).tolist()
-        lead = in_shape[: ch.axis]
-        if len(target) != 2 or (None not in lead and out_shape[0] != int(np.prod(lead))):
+        lead = in_shape[0]
+        if ch.axis != 1 or len(target) != 2 or not (target[0] == 0 or (lead is not None and target[0] == lead)):
             raise Blocked("Reshape that does not flatten at the channel axis")
         if target[1] != -1:
-            if target[0] == -1:
-                raise Blocked("Reshape with -1 in front")
             plan.reshapes[i] = node.input[1]
     inner = int(np.prod(in_shape[ch.axis + 1:])) if ch.axis + 1 < len(in_shape) else 1
     keep = tuple((np.asarray(ch.keep)[:, None] * inner + np.arange(inner)).ravel().tolist())
@@ -269,16 +270,45 @@ def _flatten(g, plan, i, ch, traced):
     return _trace(g, plan, node.output[0], Channels(1, 2, keep, ch.full * inner), traced)
 
 
+def _only_other_dims_used(g, shape_node, ch) -> bool:
+    """Shape(x) read only through Gathers of other dimensions (converters' `x.view(x.size(0), -1)`)."""
+    users = [g.nodes[j] for j in g.consumers.get(shape_node.output[0], [])]
+    for user in users:
+        if user.op_type != "Gather" or user.input[1] not in g.inits:
+            return False
+        if ch.axis in np.atleast_1d(g.array(user.input[1])).tolist():
+            return False
+    return bool(users)
+
+
+def _reshape_target(g, name):
+    """A Reshape's target as a list: a constant, or Concat(computed dims..., constant [-1])."""
+    if name in g.inits:
+        return g.array(name).tolist()
+    producer = next((n for n in g.nodes if name in n.output), None)
+    if producer is not None and producer.op_type == "Concat" and producer.input[-1] in g.inits:
+        tail = np.atleast_1d(g.array(producer.input[-1])).tolist()
+        if tail == [-1] and len(producer.input) == 2:
+            return [0, -1]  # first entry computed (kept as is), last inferred
+    return None
+
+
 def _derives_from(g, tensor, sources, depth=8):
-    """True if `tensor` is computed from one of `sources` through single-input ops (e.g. sigmoid(x))."""
+    """True if `tensor` is computed from one of `sources` through channel-wise ops: single-input ones, or
+    binary ones with a constant (e.g. sigmoid(x), or 1 + erf(x / c) inside an exported GELU)."""
     producer = {o: n for n in g.nodes for o in n.output}
     for _ in range(depth):
         if tensor in sources:
             return True
         node = producer.get(tensor)
-        if node is None or node.op_type not in UNARY:
+        if node is None:
             return False
-        tensor = node.input[0]
+        if node.op_type in UNARY:
+            tensor = node.input[0]
+        elif node.op_type in BINARY and len(node.input) == 2 and sum(i in g.inits for i in node.input) == 1:
+            tensor = next(i for i in node.input if i not in g.inits)
+        else:
+            return False
     return False
 
 

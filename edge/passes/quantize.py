@@ -4,6 +4,7 @@ weights: onnxruntime's recommendation for ARM), int8 dynamic (weights only), and
 from __future__ import annotations
 
 import onnx
+from onnx import version_converter
 from onnxruntime.quantization import (
     CalibrationDataReader,
     CalibrationMethod,
@@ -24,7 +25,8 @@ CALIBRATION_METHODS = {
     "entropy": CalibrationMethod.Entropy,
     "percentile": CalibrationMethod.Percentile,
 }
-MIN_OPSET = {"int8": 13, "int8-dynamic": 11, "fp16": 1}  # per-channel QDQ needs DequantizeLinear's axis (13)
+MIN_OPSET = 10  # QuantizeLinear / DequantizeLinear appear in opset 10
+PER_CHANNEL_OPSET = 13  # DequantizeLinear's axis attribute (per-channel) appears in opset 13
 
 
 class _Reader(CalibrationDataReader):
@@ -37,11 +39,36 @@ class _Reader(CalibrationDataReader):
 
 def _check_opset(model, mode):
     opset = M.opset(model)
-    if opset < MIN_OPSET[mode]:
+    if opset < MIN_OPSET:
         raise QuantizationError(
-            f"--quantize {mode} needs opset >= {MIN_OPSET[mode]}, the model has opset {opset}: re-export it with a "
-            f"newer opset, or convert it with onnx.version_converter.convert_version(model, {MIN_OPSET[mode]})"
+            f"--quantize {mode} needs opset >= {MIN_OPSET} (QuantizeLinear), the model has opset {opset}: re-export "
+            f"it with opset >= {PER_CHANNEL_OPSET}, or convert it: onnx.version_converter.convert_version(model, "
+            f"{PER_CHANNEL_OPSET})"
         )
+
+
+def preflight(model, mode: str, has_calibration: bool) -> None:
+    """Refuse before any work is done when the quantization cannot run."""
+    if mode in ("int8", "int8-dynamic"):
+        _check_opset(model, mode)
+    if mode == "int8" and not has_calibration:
+        raise UsageError("--quantize int8 needs calibration data: add --calibration DATA (.npz or folder)")
+
+
+def _per_channel_ready(model, outcome: Outcome):
+    """Per-channel QDQ needs opset 13; convert older models, or fall back to per-tensor scales."""
+    opset = M.opset(model)
+    if opset >= PER_CHANNEL_OPSET:
+        return model, True
+    try:
+        converted = version_converter.convert_version(model, PER_CHANNEL_OPSET)
+        onnx.checker.check_model(converted)
+        outcome.note(f"converted opset {opset} → {PER_CHANNEL_OPSET} for per-channel scales")
+        return converted, True
+    except Exception as e:
+        outcome.note(f"opset {opset} has no per-channel DequantizeLinear and conversion to {PER_CHANNEL_OPSET} "
+                     f"failed ({_one_line(e)}): used per-tensor scales; re-export at opset >= 13 for per-channel")
+        return model, False
 
 
 def _preprocess(model, ctx: Context, outcome: Outcome):
@@ -87,8 +114,10 @@ class Int8Static:
         if ctx.calibration is None:
             raise UsageError("--quantize int8 needs calibration data: add --calibration DATA (.npz or folder)")
         method_name = ctx.options.get("calibration_method", "minmax")
-        outcome = Outcome(format="QDQ", per_channel=True, activations="int8", weights="int8",
+        outcome = Outcome(format="QDQ", activations="int8", weights="int8",
                           calibration_method=method_name, calibration_samples=len(ctx.calibration))
+        model, per_channel = _per_channel_ready(model, outcome)
+        outcome["per_channel"] = per_channel
         src = _preprocess(model, ctx, outcome)
         dst = ctx.workdir / "q-int8.onnx"
         extra = {"CalibMovingAverage": False}
@@ -97,7 +126,7 @@ class Int8Static:
         try:
             quantize_static(
                 str(src), str(dst), _Reader(ctx.calibration.feeds),
-                quant_format=QuantFormat.QDQ, per_channel=True,
+                quant_format=QuantFormat.QDQ, per_channel=per_channel,
                 activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
                 calibrate_method=CALIBRATION_METHODS[method_name],
                 nodes_to_exclude=_nodes_to_exclude(model, ctx), extra_options=extra,
@@ -124,7 +153,8 @@ class Int8Dynamic:
         quantized = onnx.load(str(dst))
         ops = {n.op_type for n in quantized.graph.node}
         if "ConvInteger" in ops:
-            outcome.note("Conv became ConvInteger, which onnxruntime runs slowly on CPU: prefer --quantize int8 for CNNs")
+            outcome.note("Conv became ConvInteger, which onnxruntime runs slowly on CPU: "
+                         "prefer --quantize int8 for CNNs")
         return quantized, outcome
 
 
@@ -140,6 +170,7 @@ class Float16:
             out = convert_float_to_float16(model, keep_io_types=True)
         except Exception as e:
             raise QuantizationError(f"fp16 conversion failed: {_one_line(e)}") from None
+        M.toposort(out)  # the converter appends its input Casts at the end
         return out, Outcome(weights="float16", io="float32")
 
 

@@ -1,0 +1,53 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+from tests import zoo
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def models(tmp_path_factory):
+    """Build each zoo model once per session: models("trained-cnn") → path of model.onnx."""
+    cache = {}
+
+    def get(name: str, *args) -> Path:
+        key = (name, *args)
+        if key not in cache:
+            out = tmp_path_factory.mktemp(name)
+            cache[key] = zoo.BUILDERS[name](out, *args)
+        return cache[key]
+
+    return get
+
+
+def edge(*args, check: bool = True) -> subprocess.CompletedProcess:
+    """Run the real command line, as a user would."""
+    result = subprocess.run([sys.executable, "-m", "edge", *map(str, args)], capture_output=True, text=True,
+                            cwd=ROOT, timeout=600)
+    if check and result.returncode != 0:
+        raise AssertionError(f"edge {' '.join(map(str, args))} failed ({result.returncode}):\n{result.stderr}")
+    return result
+
+
+def run_onnx(path_or_model, feeds: dict) -> list[np.ndarray]:
+    """Reference inference, independent of edge's own evaluation code."""
+    data = path_or_model.SerializeToString() if isinstance(path_or_model, onnx.ModelProto) else str(path_or_model)
+    sess = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    return sess.run(None, feeds)
+
+
+def random_feed(path, shapes: dict, seed=0) -> dict:
+    rng = np.random.default_rng(seed)
+    return {k: rng.standard_normal(s).astype(np.float32) for k, s in shapes.items()}
+
+
+def rel_diff(a, b) -> float:
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(np.max(np.abs(a - b)) / max(1.0, np.max(np.abs(a))))
