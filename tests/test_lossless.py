@@ -123,3 +123,21 @@ def test_unused_and_initializer_inputs_are_removed(models, tmp_path):
     report = json.loads((tmp_path / "out.report.json").read_text())
     clean = report["passes"][0]
     assert clean["name"] == "clean-inputs" and clean["initializers_no_longer_inputs"] == 4
+
+
+def test_stale_shapes_left_by_an_exporter_are_recomputed(tmp_path):
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.ones((8, 4), np.float32), "w")
+    g = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["r"]), helper.make_node("Relu", ["r"], ["y"])],
+                          "stale", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 8])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])], [w])
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    model.graph.value_info.append(helper.make_tensor_value_info("r", TensorProto.FLOAT, ["N", 5]))  # wrong
+    src, out = tmp_path / "stale.onnx", tmp_path / "out.onnx"
+    onnx.save(model, str(src))
+    edge("optimize", src, "-o", out)
+    shapes = {vi.name: [d.dim_value or d.dim_param for d in vi.type.tensor_type.shape.dim]
+              for vi in onnx.load(str(out)).graph.value_info}
+    assert shapes.get("r", ["N", 4]) == ["N", 4]
+    onnx.shape_inference.infer_shapes(onnx.load(str(out)), strict_mode=True)  # consistent now

@@ -148,8 +148,11 @@ class InferShapes:
     lossless = True
 
     def run(self, model, ctx):
+        stale = len(model.graph.value_info)
+        model.graph.ClearField("value_info")  # exporters leave stale shapes; recompute them all
         try:
-            return shape_inference.infer_shapes(model, strict_mode=True, data_prop=True), Outcome(tool="onnx")
+            inferred = shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)
+            return inferred, Outcome(tool="onnx", replaced_value_info=stale)
         except Exception as e:
             reason = _one_line(e)
         try:
