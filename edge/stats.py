@@ -65,13 +65,37 @@ def compressed_size(model: onnx.ModelProto) -> int:
 def macs(model: onnx.ModelProto, feed_shapes: dict[str, tuple[int, ...]] | None = None) -> int | None:
     """Multiply-accumulates of Conv/ConvTranspose/Gemm/MatMul/RNN nodes for one run at the given shapes.
 
-    Returns None when shapes cannot be inferred."""
+    onnx's shape inference first; where it leaves a counted node's shapes unknown (shape chains such as
+    Shape→Gather→Concat→Reshape), onnxruntime's symbolic inference, which evaluates such chains.
+    Returns None when no shapes can be inferred."""
     if feed_shapes:
         model = M.fix_input_shapes(model, {k: list(v) for k, v in feed_shapes.items()})
-    try:
-        inferred = shape_inference.infer_shapes(model, data_prop=True)
-    except Exception:
-        return None
+    best = None
+    for infer in (_onnx_shapes, _symbolic_shapes):
+        try:
+            inferred = infer(model)
+        except Exception:
+            continue
+        total, unknown = _count_macs(inferred)
+        if best is None or unknown < best[1]:
+            best = (total, unknown)
+        if unknown == 0:
+            break
+    return None if best is None else best[0]
+
+
+def _onnx_shapes(model):
+    return shape_inference.infer_shapes(model, data_prop=True)
+
+
+def _symbolic_shapes(model):
+    from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
+
+    return SymbolicShapeInference.infer_shapes(model, auto_merge=True)
+
+
+def _count_macs(inferred: onnx.ModelProto) -> tuple[int, int]:
+    """(MACs, number of counted node kinds whose shapes were unknown)."""
     shapes = {}
     for vi in list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output):
         if not vi.type.tensor_type.HasField("shape"):
@@ -86,7 +110,7 @@ def macs(model: onnx.ModelProto, feed_shapes: dict[str, tuple[int, ...]] | None 
         return s if s and all(isinstance(d, int) and d > 0 for d in s) else None
 
     attrs = lambda node: {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}  # noqa: E731
-    total = 0
+    total = unknown = 0
     for node in inferred.graph.node:
         op = node.op_type
         out = shape(node.output[0]) if node.output else None
@@ -94,10 +118,12 @@ def macs(model: onnx.ModelProto, feed_shapes: dict[str, tuple[int, ...]] | None 
             w_index = 3 if op == "QLinearConv" else 1
             w = shape(node.input[w_index])
             if out is None or w is None:
+                unknown += 1
                 continue
             if op == "ConvTranspose":
                 x = shape(node.input[0])
                 if x is None:
+                    unknown += 1
                     continue
                 total += int(np.prod(x)) * int(np.prod(w[1:]))
             else:
@@ -105,13 +131,15 @@ def macs(model: onnx.ModelProto, feed_shapes: dict[str, tuple[int, ...]] | None 
         elif op in ("Gemm", "MatMul", "MatMulInteger", "QLinearMatMul"):
             a = shape(node.input[0])
             if out is None or a is None:
+                unknown += 1
                 continue
             k = a[0] if (op == "Gemm" and attrs(node).get("transA", 0)) else a[-1]
             total += int(np.prod(out)) * k
         elif op in ("LSTM", "GRU", "RNN", "DynamicQuantizeLSTM"):
             x, w, r = shape(node.input[0]), shape(node.input[1]), shape(node.input[2])
             if x is None or w is None or r is None:
+                unknown += 1
                 continue
             seq, batch = x[0], x[1]
             total += seq * batch * (int(np.prod(w)) + int(np.prod(r)))
-    return total
+    return total, unknown
