@@ -31,19 +31,7 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}")
 
 
-def parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="edge", description="Prune, quantize and package ONNX models for edge boards.")
-    p.add_argument("--version", action="version", version=f"edgepack {__version__}")
-    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
-
-    ins = sub.add_parser("inspect", help="what is in an ONNX model")
-    ins.add_argument("model", type=Path)
-    ins.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    ins.add_argument("--tensors", action="store_true", help="also list every node with its input/output tensors")
-
-    opt = sub.add_parser("optimize", help="prune, quantize and evaluate a model")
-    opt.add_argument("model", type=Path)
-    opt.add_argument("-o", "--output", type=Path, required=True, help="optimized model (.onnx); report beside it")
+def add_optimize_options(opt: argparse.ArgumentParser) -> None:
     g = opt.add_argument_group("graph")
     g.add_argument("--no-lossless", dest="lossless", action="store_false",
                    help="skip lossless graph pruning (on by default)")
@@ -64,7 +52,46 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--eval", type=Path, metavar="DATA", help="evaluation data (.npz or folder; optional 'labels')")
     e.add_argument("--max-accuracy-drop", type=_ratio, metavar="P",
                    help="refuse to write the output if accuracy (or top-1 agreement) drops by more than P points")
+
+
+def optimize_fields(args) -> dict:
+    from edge import model
+
+    return dict(
+        inputs=args.inputs, outputs=args.outputs, input_shapes=model.parse_input_shapes(args.input_shape),
+        lossless=args.lossless, prune_weights=args.prune_weights, prune_channels=args.prune_channels,
+        quantize=args.quantize, calibration=args.calibration, calibration_method=args.calibration_method,
+        exclude_nodes=args.exclude_nodes, eval=args.eval, max_accuracy_drop=args.max_accuracy_drop,
+    )
+
+
+def parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="edge", description="Prune, quantize and package ONNX models for edge boards.")
+    p.add_argument("--version", action="version", version=f"edgepack {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    ins = sub.add_parser("inspect", help="what is in an ONNX model")
+    ins.add_argument("model", type=Path)
+    ins.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    ins.add_argument("--tensors", action="store_true", help="also list every node with its input/output tensors")
+
+    opt = sub.add_parser("optimize", help="prune, quantize and evaluate a model")
+    opt.add_argument("model", type=Path)
+    opt.add_argument("-o", "--output", type=Path, required=True, help="optimized model (.onnx); report beside it")
+    add_optimize_options(opt)
     opt.add_argument("--json", action="store_true", help="print the report as JSON instead of tables")
+
+    bld = sub.add_parser("build", help="optimize, then package model + runtime into one executable")
+    bld.add_argument("model", type=Path)
+    bld.add_argument("-o", "--output", type=Path, required=True, help="the executable (e.g. dist/NAME)")
+    bld.add_argument("--target", default="x86_64", help="board from targets/*.toml (`edge targets` lists them)")
+    bld.add_argument("--onedir", action="store_true", help="a folder instead of one file (faster start-up)")
+    bld.add_argument("--threads", type=int, help="default inference threads in the executable (target's default)")
+    add_optimize_options(bld)
+
+    tgt = sub.add_parser("targets", help="list the boards edgepack builds for, or show one")
+    tgt.add_argument("name", nargs="?")
+    tgt.add_argument("--json", action="store_true")
     return p
 
 
@@ -84,15 +111,9 @@ def cmd_inspect(args) -> int:
 
 
 def cmd_optimize(args) -> int:
-    from edge import model, pipeline, report
+    from edge import pipeline, report
 
-    opts = pipeline.Options(
-        model=args.model, output=args.output, inputs=args.inputs, outputs=args.outputs,
-        input_shapes=model.parse_input_shapes(args.input_shape), lossless=args.lossless,
-        prune_weights=args.prune_weights, prune_channels=args.prune_channels, quantize=args.quantize,
-        calibration=args.calibration, calibration_method=args.calibration_method,
-        exclude_nodes=args.exclude_nodes, eval=args.eval, max_accuracy_drop=args.max_accuracy_drop,
-    )
+    opts = pipeline.Options(model=args.model, output=args.output, **optimize_fields(args))
     start = time.monotonic()
 
     def progress(step: str) -> None:
@@ -107,7 +128,31 @@ def cmd_optimize(args) -> int:
     return 0
 
 
-COMMANDS = {"inspect": cmd_inspect, "optimize": cmd_optimize}
+def cmd_build(args) -> int:
+    from edge.bundle import builder
+
+    if args.threads is not None and args.threads < 1:
+        raise UsageError("--threads must be >= 1")
+    opts = builder.BuildOptions(model=args.model, output=args.output, target=args.target, onedir=args.onedir,
+                                threads=args.threads, optimize=optimize_fields(args))
+    builder.build(opts, progress=lambda text: print(text, file=sys.stderr, flush=True))
+    return 0
+
+
+def cmd_targets(args) -> int:
+    from edge import report, targets
+
+    if args.name:
+        t = targets.get(args.name)
+        print(json.dumps(t.as_dict(), indent=2)) if args.json else report.print_target(t.as_dict())
+    else:
+        found = targets.all_targets()
+        print(json.dumps({k: t.as_dict() for k, t in found.items()}, indent=2)) if args.json else \
+            report.print_targets([t.as_dict() for t in found.values()])
+    return 0
+
+
+COMMANDS = {"inspect": cmd_inspect, "optimize": cmd_optimize, "build": cmd_build, "targets": cmd_targets}
 
 
 def main(argv: list[str] | None = None) -> int:

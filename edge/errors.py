@@ -53,3 +53,21 @@ class OutputError(EdgeError):
     """The output path cannot be written."""
 
     exit_code = 8
+
+
+class TargetError(EdgeError):
+    """The target is unknown or its file is incomplete."""
+
+    exit_code = 9
+
+
+class BuildError(EdgeError):
+    """The build environment or PyInstaller failed; the message says where the full log is."""
+
+    exit_code = 10
+
+
+class VerifyError(EdgeError):
+    """The finished executable did not start or did not match the reference; it was removed."""
+
+    exit_code = 11

@@ -105,3 +105,26 @@ def print_optimize(report: dict) -> None:
         console.print(f"accuracy gate: {ev['drop_basis']} drop {ev['drop_pp']:.2f} pt "
                       f"≤ {gate['max_drop_pp']} pt: passed")
     console.print(f"wrote {report['output']['path']} and its .report.json")
+
+
+def print_targets(rows: list[dict]) -> None:
+    t = Table(title="targets")
+    for col in ("name", "arch", "glibc ≤", "base", "python", "onnxruntime", "numpy", "threads", "quantize",
+                "description"):
+        t.add_column(col)
+    for r in rows:
+        rt = r["runtime"]
+        t.add_row(r["name"], r["arch"], r["glibc_floor"], r["base"], r["python"], rt["onnxruntime"], rt["numpy"],
+                  str(r["default_threads"]), r["default_quantize"], escape(r["description"]))
+    console.print(t)
+
+
+def print_target(r: dict) -> None:
+    t = Table(title=f"target {r['name']}", show_header=False)
+    for k, v in r.items():
+        if isinstance(v, dict):
+            for k2, v2 in v.items():
+                t.add_row(f"{k}.{k2}", escape(str(v2)))
+        else:
+            t.add_row(k, escape(str(v)))
+    console.print(t)

@@ -1,0 +1,97 @@
+#!/usr/bin/env python3
+"""Executable size and cold start: the naive PyInstaller baseline against `edge build`, in one run.
+
+    .venv/bin/python benchmarks/bundle.py [--runs 7] [--out benchmarks/results/bundle.json]
+
+(a) naive: `pyinstaller --onefile` on a five-line script importing numpy and onnxruntime (stock wheels),
+    the model file beside it; (b) `edge build` onefile and (c) onedir of the same model (trained CNN).
+Cold start = wall time of one complete run with one input (process start to exit), median of N runs,
+all measured on this machine in this run."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from edge import targets  # noqa: E402
+from edge.bundle import builder, envs  # noqa: E402
+from tests import zoo  # noqa: E402
+
+NAIVE = """import sys
+import numpy as np
+import onnxruntime as ort
+sess = ort.InferenceSession(sys.argv[1])
+print(sess.run(None, {sess.get_inputs()[0].name: np.load(sys.argv[2])})[0])
+"""
+
+
+def cold_start(cmd: list[str], runs: int) -> list[float]:
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        subprocess.run(cmd, check=True, capture_output=True)
+        times.append(time.perf_counter() - t)
+    return times
+
+
+def naive_build(work: Path, progress) -> Path:
+    target = targets.get("x86_64")
+    stock = dataclasses.replace(target, name="naive-x86_64",
+                                runtime={**target.runtime, "numpy_without_blas": False})
+    env = envs.ensure(stock, progress)
+    (work / "naive.py").write_text(NAIVE)
+    subprocess.run([str(env.python), "-m", "PyInstaller", "--onefile", "--noconfirm", "--log-level", "WARN",
+                    "--distpath", str(work / "dist"), "--workpath", str(work / "build"), "--specpath",
+                    str(work / "build"), str(work / "naive.py")], check=True)
+    return work / "dist" / "naive"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=7)
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "bundle.json")
+    args = ap.parse_args()
+    progress = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        model = zoo.trained_cnn(work / "model")
+        x = work / "x.npy"
+        np.save(x, np.load(work / "model" / "eval.npz")["x"][:1])
+        naive = naive_build(work / "naive", progress)
+        rows.append(("naive pyinstaller --onefile", naive.stat().st_size,
+                     cold_start([str(naive), str(model), str(x)], args.runs)))
+        for onedir in (False, True):
+            out = work / "dist" / ("kws-onedir" if onedir else "cnn")
+            builder.build(builder.BuildOptions(model=model, output=out, target="x86_64", onedir=onedir), progress)
+            exe = out / out.name if onedir else out
+            size = builder._size(out)
+            rows.append((f"edge build {'--onedir' if onedir else '(onefile)'}", size,
+                         cold_start([str(exe), str(x)], args.runs)))
+    base_size, base_start = rows[0][1], statistics.median(rows[0][2])
+    result = []
+    print(f"| build | size | size ratio | cold start (median of {args.runs}) | cold start ratio |")
+    print("|---|---|---|---|---|")
+    for name, size, times in rows:
+        med = statistics.median(times)
+        result.append({"build": name, "bytes": size, "cold_start_s": times, "cold_start_median_s": med,
+                       "size_ratio": size / base_size, "cold_start_ratio": med / base_start})
+        print(f"| {name} | {size / 1e6:.1f} MB | {size / base_size:.2f}× | {med:.2f} s | {med / base_start:.2f}× |")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Host side of `edge build`: build environments, PyInstaller, bundle inspection, verification."""

@@ -1,0 +1,163 @@
+"""`edge build`: optimize, prepare the target's build environment, bundle with PyInstaller, inspect the
+bundle, verify it, and only then put it at the output path with its report."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import onnx
+
+from edge import __version__, data, pipeline, targets
+from edge import model as M
+from edge.bundle import contents, envs, pyinstaller, verify
+from edge.errors import BuildError, OutputError
+
+VERIFY_SAMPLES = 8
+
+
+@dataclass
+class BuildOptions:
+    model: Path
+    output: Path
+    target: str
+    onedir: bool = False
+    threads: int | None = None
+    optimize: dict = field(default_factory=dict)  # pipeline.Options fields
+
+
+class Steps:
+    """Times every step and prints progress with elapsed time."""
+
+    def __init__(self, progress):
+        self.start = time.monotonic()
+        self.seconds: dict[str, float] = {}
+        self._print = progress
+
+    def say(self, text: str) -> None:
+        self._print(f"[{time.monotonic() - self.start:6.1f}s] {text}")
+
+    def run(self, name: str, fn, *args, **kw):
+        self.say(name)
+        t = time.monotonic()
+        try:
+            return fn(*args, **kw)
+        finally:
+            self.seconds[name] = round(time.monotonic() - t, 2)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
+
+
+def manifest(name: str, model: onnx.ModelProto, model_file: str, target, env: envs.BuildEnv, threads: int,
+             opt_report: dict) -> dict:
+    ev = opt_report["evaluation"]
+    return {
+        "format": 1,
+        "name": name,
+        "model": {"file": model_file, "sha256": M.sha256(model), "bytes": model.ByteSize(),
+                  "source": Path(opt_report["input"]["path"]).name, "source_sha256": opt_report["input"]["sha256"]},
+        "inputs": [s.as_dict() for s in M.inputs(model)],
+        "outputs": [s.as_dict() for s in M.outputs(model)],
+        "backend": {"name": "onnxruntime", "version": env.packages["onnxruntime"], "providers": ["CPU"]},
+        "target": {"name": target.name, "arch": target.arch, "glibc_floor": target.glibc_floor},
+        "threads": threads,
+        "optimization": {
+            "passes": [p["name"] for p in opt_report["passes"] if p["status"] in ("applied", "fallback")],
+            "size_bytes": [ev["original"]["size_bytes"], ev["optimized"]["size_bytes"]],
+            "accuracy": [ev["original"]["accuracy"], ev["optimized"]["accuracy"]],
+            "top1_agreement": ev["comparison"]["top1_agreement"],
+        },
+        "edgepack": __version__,
+        "built": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def report_path(output: Path) -> Path:
+    return output.with_name(output.name + ".report.json")
+
+
+def build(opts: BuildOptions, progress=print) -> dict:
+    target = targets.get(opts.target)
+    name = opts.output.name
+    if not name or name.endswith((".onnx", ".json")):
+        raise OutputError(f"{opts.output}: give the executable's path, e.g. dist/{Path(opts.model).stem}")
+    pipeline.ensure_writable(opts.output)
+    if opts.output.is_dir() and not opts.onedir:
+        raise OutputError(f"{opts.output}: is a folder; remove it or choose another -o")
+    steps = Steps(progress)
+    work = Path(tempfile.mkdtemp(prefix=f".edge-build-{name}-", dir=opts.output.parent))
+    try:
+        optimized_path = work / "model.onnx"
+        opt_options = pipeline.Options(model=opts.model, output=optimized_path, **opts.optimize)
+        opt_report = steps.run("optimize", pipeline.optimize, opt_options, lambda s: steps.say(f"  optimize: {s}"))
+        optimized = M.load(optimized_path)
+        env = steps.run("build environment", envs.ensure, target, steps.say)
+        threads = opts.threads or target.default_threads
+        stage = work / "stage"
+        payload = stage / "data"
+        payload.mkdir(parents=True)
+        shutil.copyfile(optimized_path, payload / "model.onnx")
+        man = manifest(name, optimized, "model.onnx", target, env, threads, opt_report)
+        (payload / "manifest.json").write_text(json.dumps(man, indent=2))
+        log = envs.cache_dir() / "logs" / f"pyinstaller-{name}.log"
+        log.unlink(missing_ok=True)
+        built = steps.run("PyInstaller", pyinstaller.build, env, stage, payload, name, opts.onedir, "ort", log,
+                          steps.say)
+        inside = steps.run("inspect bundle", contents.inspect, env, built)
+        if inside["forbidden_modules"]:
+            raise BuildError(f"host-side modules leaked into the bundle: {', '.join(inside['forbidden_modules'])}")
+        feeds = _verify_feeds(opts, optimized)
+        checked = steps.run("verify", verify.verify, built, optimized, feeds, work, manifest=man)
+        steps.say(f"verified: {checked['samples']} samples, max relative difference {checked['max_rel_diff']:.2g}")
+        _place(built, opts.output)
+        size = _size(opts.output)
+        report = {
+            "edgepack": __version__, "output": str(opts.output), "format": "onedir" if opts.onedir else "onefile",
+            "bytes": size, "sha256": None if opts.onedir else _sha256(opts.output),
+            "target": target.as_dict(), "manifest": man, "build_env": env.as_dict(),
+            "components": inside["components"], "bundle_entries": inside["entries"],
+            "verification": checked, "step_seconds": steps.seconds,
+            "total_seconds": round(time.monotonic() - steps.start, 1), "optimize": opt_report,
+            "pyinstaller_log": str(log),
+        }
+        pipeline.write_json(report, report_path(opts.output))
+        steps.say(f"wrote {opts.output} ({size / 1e6:.1f} MB) and {report_path(opts.output).name}")
+        return report
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _verify_feeds(opts: BuildOptions, model: onnx.ModelProto) -> list[dict]:
+    specs = M.inputs(model)
+    source = opts.optimize.get("eval") or opts.optimize.get("calibration")
+    if source:
+        return data.load(source, specs, "verification data").feeds[:VERIFY_SAMPLES]
+    return M.random_inputs(specs, VERIFY_SAMPLES, seed=1)
+
+
+def _place(built: Path, output: Path) -> None:
+    """Rename into place: the output path never holds a half-written executable."""
+    if output.is_dir():
+        old = output.with_name(f".{output.name}.old-{os.getpid()}")
+        os.rename(output, old)
+        os.rename(built, output)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(built, output)

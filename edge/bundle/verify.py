@@ -1,0 +1,63 @@
+"""The parity gate: run the finished executable on sample inputs and compare with onnxruntime on this
+machine running the same optimized model. An executable that fails to start or differs never ships."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from edge import evaluate
+from edge.errors import VerifyError
+
+TOLERANCE = 1e-4  # relative to max(1, max |reference|); same onnxruntime version on both sides
+TIMEOUT_S = 600
+
+
+def run_executable(exe: Path, args: list[str], runner: list[str] | None = None, env=None,
+                   timeout: int = TIMEOUT_S) -> subprocess.CompletedProcess:
+    return subprocess.run([*(runner or []), str(exe), *args], capture_output=True, text=True, timeout=timeout,
+                          env=env)
+
+
+def entry_point(built: Path) -> Path:
+    """The file to execute: the onefile itself, or NAME/NAME inside an onedir folder."""
+    return built / built.name if built.is_dir() else built
+
+
+def verify(built: Path, model: onnx.ModelProto, feeds: list[dict[str, np.ndarray]], workdir: Path,
+           runner: list[str] | None = None, env=None, manifest: dict | None = None) -> dict:
+    exe = entry_point(built)
+    start = time.monotonic()
+    info = run_executable(exe, ["--info"], runner, env)
+    if info.returncode != 0:
+        raise VerifyError(f"the executable failed to start (exit {info.returncode}): {_tail(info.stderr)}")
+    if manifest is not None and json.loads(info.stdout)["model"]["sha256"] != manifest["model"]["sha256"]:
+        raise VerifyError("the executable reports another model than the one built")
+    samples, outputs = workdir / "verify-in.npz", workdir / "verify-out.npz"
+    names = sorted(feeds[0])
+    np.savez(samples, **{n: np.stack([f[n] for f in feeds]) for n in names})
+    t = time.monotonic()
+    run = run_executable(exe, ["--samples", str(samples), "--output", str(outputs)], runner, env)
+    run_seconds = time.monotonic() - t
+    if run.returncode != 0:
+        raise VerifyError(f"the executable failed on sample inputs (exit {run.returncode}): {_tail(run.stderr)}")
+    output_names = [o.name for o in model.graph.output]
+    with np.load(outputs) as z:
+        got = [[z[n][i] for n in output_names] for i in range(len(feeds))]
+    ref = evaluate.run_all(evaluate.session(model), feeds)
+    diff = evaluate.max_rel_diff(ref, got)
+    result = {"samples": len(feeds), "max_rel_diff": diff, "tolerance": TOLERANCE, "passed": diff <= TOLERANCE,
+              "run_seconds": round(run_seconds, 2), "seconds": round(time.monotonic() - start, 2)}
+    if not diff <= TOLERANCE:
+        raise VerifyError(f"the executable's outputs differ from onnxruntime on this machine by {diff:.3g} "
+                          f"(> {TOLERANCE}); the executable was removed")
+    return result
+
+
+def _tail(text: str, lines: int = 3) -> str:
+    return " | ".join(text.strip().splitlines()[-lines:]) or "(no output)"

@@ -1,0 +1,3 @@
+from edge.runtime.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,22 @@
+"""Where the executable finds what was packed into it: the manifest and the model."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+DATA_DIR = "edgepack"  # folder name inside the bundle
+
+
+def root() -> Path:
+    # PyInstaller unpacks (onefile) or places (onedir) data under sys._MEIPASS
+    return Path(getattr(sys, "_MEIPASS", Path(__file__).resolve().parent)) / DATA_DIR
+
+
+def manifest() -> dict:
+    return json.loads((root() / "manifest.json").read_text())
+
+
+def model_path(m: dict) -> Path:
+    return root() / m["model"]["file"]

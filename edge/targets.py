@@ -1,0 +1,64 @@
+"""Boards as data: targets/*.toml → Target. Adding a board is adding a file."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edge.errors import TargetError
+
+REQUIRED = ("name", "description", "arch", "glibc_floor", "base", "python", "default_threads", "default_quantize",
+            "runtime")
+REQUIRED_RUNTIME = ("onnxruntime", "numpy", "pyinstaller")
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    description: str
+    arch: str
+    glibc_floor: str
+    base: str
+    python: str
+    default_threads: int
+    default_quantize: str
+    runtime: dict = field(default_factory=dict)
+    path: Path | None = None
+
+    def as_dict(self) -> dict:
+        d = {k: getattr(self, k) for k in REQUIRED}
+        d["file"] = str(self.path) if self.path else None
+        return d
+
+
+def targets_dir() -> Path:
+    env = os.environ.get("EDGEPACK_TARGETS")
+    return Path(env) if env else Path(__file__).resolve().parent.parent / "targets"
+
+
+def load_file(path: Path) -> Target:
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise TargetError(f"{path}: not a readable TOML file ({e})") from None
+    missing = [k for k in REQUIRED if k not in data]
+    missing += [f"runtime.{k}" for k in REQUIRED_RUNTIME if k not in data.get("runtime", {})]
+    if missing:
+        raise TargetError(f"{path}: target file misses field(s) {', '.join(missing)}")
+    if data["name"] != path.stem:
+        raise TargetError(f"{path}: name = {data['name']!r} must match the file name {path.stem!r}")
+    return Target(**{k: data[k] for k in REQUIRED}, path=path)
+
+
+def all_targets() -> dict[str, Target]:
+    return {p.stem: load_file(p) for p in sorted(targets_dir().glob("*.toml"))}
+
+
+def get(name: str) -> Target:
+    path = targets_dir() / f"{name}.toml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in targets_dir().glob("*.toml")))
+        raise TargetError(f"unknown target {name!r}; known targets: {known} (one file each in {targets_dir()})")
+    return load_file(path)
