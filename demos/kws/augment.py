@@ -11,8 +11,7 @@ _silence_: noise / room tone / hum / faint babble at -80..-20 dBFS RMS, sometime
 """
 
 import numpy as np
-
-from common import CLIP, SR
+from common import CLASSES, CLIP, IRS, SILENCE, SR, load_clips
 
 AUG = dict(speed=0.8, reverb=0.3, bandlimit=0.4, noise=0.85, clip=0.05)
 NOISES = ("white", "pink", "brown", "babble", "hum")
@@ -39,19 +38,26 @@ class Augmenter:
         """[n, CLIP] unit-RMS noise of random kinds."""
         rng, out = self.rng, np.empty((n, CLIP), np.float32)
         kinds = rng.choice(NOISES, n, p=[0.2, 0.3, 0.15, 0.25, 0.1])
-        for kind in set(kinds):
+        for kind in NOISES:  # fixed order (a set's order changes per process): reproducible streams
             idx = np.nonzero(kinds == kind)[0]
+            if len(idx) == 0:
+                continue
             if kind == "babble":
                 k = rng.integers(3, 7)
-                parts = self.pool[rng.integers(0, len(self.pool), (len(idx), k))]          # [n, k, CLIP]
+                parts = self.pool[rng.integers(0, len(self.pool), (len(idx), k))]  # [n, k, CLIP]
                 shifts = rng.integers(0, CLIP, (len(idx), k))
-                x = np.stack([np.stack([np.roll(p, s) for p, s in zip(ps, ss)]).sum(0) for ps, ss in zip(parts, shifts)])
+                x = np.stack(
+                    [np.stack([np.roll(p, s) for p, s in zip(ps, ss)]).sum(0) for ps, ss in zip(parts, shifts)]
+                )
                 x += 0.05 * _colored(rng, len(idx), "pink")
             elif kind == "hum":
                 t = np.arange(CLIP) / SR
                 f0 = rng.choice([50.0, 60.0], (len(idx), 1))
-                x = sum(rng.uniform(0.2, 1, (len(idx), 1)) * np.sin(2 * np.pi * h * f0 * t + rng.uniform(0, 6.3, (len(idx), 1)))
-                        for h in (1, 2, 3, 5))
+                x = sum(
+                    rng.uniform(0.2, 1, (len(idx), 1))
+                    * np.sin(2 * np.pi * h * f0 * t + rng.uniform(0, 6.3, (len(idx), 1)))
+                    for h in (1, 2, 3, 5)
+                )
                 x = x + 0.3 * _colored(rng, len(idx), "pink")
             else:
                 x = _colored(rng, len(idx), kind)
@@ -70,13 +76,13 @@ class Augmenter:
         rng, n = self.rng, len(clips)
         out = np.zeros((n, CLIP), np.float32)
         for i in range(n):
-            w = clips[i, starts[i]:ends[i]]
+            w = clips[i, starts[i] : ends[i]]
             if rng.random() < AUG["speed"]:
                 m = int(len(w) / rng.uniform(0.85, 1.15))
                 w = np.interp(np.linspace(0, len(w) - 1, m), np.arange(len(w)), w).astype(np.float32)
             w = w[:CLIP]
             s = rng.integers(0, CLIP - len(w) + 1)
-            out[i, s:s + len(w)] = w
+            out[i, s : s + len(w)] = w
         speech_mask = np.abs(out) > 0
         rev = rng.random(n) < AUG["reverb"]
         if rev.any():
@@ -101,3 +107,20 @@ class Augmenter:
             k = rng.uniform(2, 8, (cl.sum(), 1))
             out[cl] = np.tanh(k * out[cl]) / np.tanh(k)
         return np.clip(out, -1, 1).astype(np.float32)
+
+
+def silence(n, seed):
+    """n reproducible _silence_ clips (babble replaced by faint pink noise: no word pool needed)."""
+    return Augmenter(np.load(IRS), np.zeros((1, CLIP), np.float32), seed=seed).silence(n)
+
+
+def split_set(rows, split, seed=7):
+    """Clean clips of one split + as many generated silences as the mean class.
+
+    -> (audio [N, CLIP], labels [N], engine per clip, voice per clip)."""
+    rs = [r for r in rows if r["split"] == split]
+    y = np.array([CLASSES.index(r["label"]) for r in rs])
+    n_sil = int(np.bincount(y)[np.bincount(y) > 0].mean())
+    x = np.concatenate([load_clips(rs), silence(n_sil, seed)])
+    y = np.concatenate([y, np.full(n_sil, CLASSES.index(SILENCE))])
+    return x, y, [r["engine"] for r in rs] + ["generated"] * n_sil, [r["voice"] for r in rs] + ["noise"] * n_sil

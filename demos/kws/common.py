@@ -12,14 +12,15 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 # The device-side front end, loaded by path so that nothing else of the edge package is imported.
 _spec = importlib.util.spec_from_file_location(
-    "kws_features", os.path.join(ROOT, "edge", "runtime", "audio", "features.py"))
+    "kws_features", os.path.join(ROOT, "edge", "runtime", "audio", "features.py")
+)
 features = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(features)
 
-DATA = os.path.join(HERE, ".data")          # git-ignored cache
+DATA = os.path.join(HERE, ".data")  # git-ignored cache
 CLIPS = os.path.join(DATA, "clips")
 MANIFEST = os.path.join(DATA, "manifest.csv")
-IRS = os.path.join(DATA, "irs.npy")         # sox reverb impulse responses
+IRS = os.path.join(DATA, "irs.npy")  # sox reverb impulse responses
 MODEL_DIR = os.path.join(HERE, "model")
 CHECKPOINT = os.path.join(DATA, "kws_best.pt")
 TRAIN_LOG = os.path.join(DATA, "train_log.json")
@@ -59,13 +60,13 @@ def read_wav_bytes(data):
         raise ValueError("not a WAV")
     rate, channels, pos = 16000, 1, 12
     while pos + 8 <= len(data):
-        cid, size = data[pos:pos + 4], int.from_bytes(data[pos + 4:pos + 8], "little")
+        cid, size = data[pos : pos + 4], int.from_bytes(data[pos + 4 : pos + 8], "little")
         if cid == b"fmt ":
-            channels = int.from_bytes(data[pos + 10:pos + 12], "little")
-            rate = int.from_bytes(data[pos + 12:pos + 16], "little")
+            channels = int.from_bytes(data[pos + 10 : pos + 12], "little")
+            rate = int.from_bytes(data[pos + 12 : pos + 16], "little")
         elif cid == b"data":
-            pcm = data[pos + 8:]
-            pcm = pcm[:min(size, len(pcm)) // 2 * 2] if size > 0 else pcm[:len(pcm) // 2 * 2]
+            pcm = data[pos + 8 :]
+            pcm = pcm[: min(size, len(pcm)) // 2 * 2] if size > 0 else pcm[: len(pcm) // 2 * 2]
             x = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
             return x.reshape(-1, channels).mean(axis=1), rate
         pos += 8 + size + (size & 1)
@@ -120,7 +121,7 @@ def load_clips(rows):
     out = np.zeros((len(rows), CLIP), dtype=np.float32)
     for i, r in enumerate(rows):
         x, _ = read_wav(os.path.join(DATA, r["path"]))
-        out[i, :min(CLIP, len(x))] = x[:CLIP]
+        out[i, : min(CLIP, len(x))] = x[:CLIP]
     return out
 
 

@@ -21,40 +21,43 @@ import tempfile
 import numpy as np
 import onnxruntime as ort
 import torch
-
-from augment import Augmenter
-from common import (CHECKPOINT, CLASSES, CLIP, DATA, HERE, IRS, MODEL_DIR, SILENCE, SR, TRAIN_LOG, UNKNOWN,
-                    Timer, count_table, features, load_clips, read_manifest, read_wav, resample, write_wav)
+from augment import Augmenter, silence, split_set
+from common import (
+    CHECKPOINT,
+    CLASSES,
+    CLIP,
+    HERE,
+    IRS,
+    MODEL_DIR,
+    SR,
+    TRAIN_LOG,
+    UNKNOWN,
+    Timer,
+    count_table,
+    features,
+    read_manifest,
+    read_wav,
+    resample,
+    write_wav,
+)
 from model import DSCNN, n_params
 
 INPUT, OUTPUT = "logmel", "logits"
 SAMPLE_WORDS = ["yes", "stop", "left", "go", "off", "up"]
-SAMPLE_VOICE = "rms"   # flite: never-seen engine and speaker
-
-
-def silence(n, seed):
-    aug = Augmenter(np.load(IRS), np.zeros((1, CLIP), np.float32), seed=seed)
-    aug.noise = lambda k, _n=aug.noise: _n(k)   # babble of an all-zero pool is just faint pink noise
-    return aug.silence(n)
-
-
-def split_set(rows, split, seed=7):
-    """Clean clips of one split + as many generated silences as the mean class -> (x, y, engines)."""
-    rs = [r for r in rows if r["split"] == split]
-    y = np.array([CLASSES.index(r["label"]) for r in rs])
-    n_sil = int(np.bincount(y).mean())
-    x = np.concatenate([load_clips(rs), silence(n_sil, seed)])
-    y = np.concatenate([y, np.full(n_sil, CLASSES.index(SILENCE))])
-    return x, y, [r["engine"] for r in rs] + ["generated"] * n_sil, [r["voice"] for r in rs] + ["noise"] * n_sil
+SAMPLE_VOICE = "rms"  # flite: never-seen engine and speaker
 
 
 def run_onnx(sess, feats, bs=256):
-    return np.concatenate([sess.run([OUTPUT], {INPUT: feats[i:i + bs]})[0] for i in range(0, len(feats), bs)])
+    return np.concatenate([sess.run([OUTPUT], {INPUT: feats[i : i + bs]})[0] for i in range(0, len(feats), bs)])
 
 
 def pick(y, per_class, rng):
-    return np.concatenate([rng.choice(np.nonzero(y == c)[0], min(per_class, int((y == c).sum())), replace=False)
-                           for c in range(len(CLASSES))])
+    return np.concatenate(
+        [
+            rng.choice(np.nonzero(y == c)[0], min(per_class, int((y == c).sum())), replace=False)
+            for c in range(len(CLASSES))
+        ]
+    )
 
 
 def make_sample(path_wav, path_txt, seed=3):
@@ -63,7 +66,7 @@ def make_sample(path_wav, path_txt, seed=3):
     total = int((0.8 + 1.3 * len(SAMPLE_WORDS) + 0.5) * SR)
     out = silence(1, seed)[0]
     out = np.tile(out, total // CLIP + 1)[:total]
-    out = out / (np.sqrt(np.mean(out ** 2)) + 1e-9) * 10 ** (-55 / 20)
+    out = out / (np.sqrt(np.mean(out**2)) + 1e-9) * 10 ** (-55 / 20)
     lines = []
     with tempfile.TemporaryDirectory() as tmp:
         for i, word in enumerate(SAMPLE_WORDS):
@@ -71,9 +74,9 @@ def make_sample(path_wav, path_txt, seed=3):
             x, rate = read_wav(f"{tmp}/w.wav")
             x = resample(x, rate)
             on = np.nonzero(np.abs(x) > 0.02 * np.abs(x).max())[0]
-            x = x[on[0]:on[-1] + 1] / np.abs(x).max() * rng.uniform(0.4, 0.7)
+            x = x[on[0] : on[-1] + 1] / np.abs(x).max() * rng.uniform(0.4, 0.7)
             start = int((0.8 + 1.3 * i) * SR)
-            out[start:start + len(x)] += x
+            out[start : start + len(x)] += x
             lines.append(f"{start / SR:.2f} {word}")
     os.makedirs(os.path.dirname(path_wav), exist_ok=True)
     write_wav(path_wav, out)
@@ -91,9 +94,16 @@ def main():
     model.load_state_dict(ckpt["state_dict"])
     model.eval()
     onnx_path = os.path.join(MODEL_DIR, "kws.onnx")
-    torch.onnx.export(model, torch.zeros(features.INPUT_SHAPE), onnx_path, opset_version=17, dynamo=False,
-                      input_names=[INPUT], output_names=[OUTPUT],
-                      dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}})
+    torch.onnx.export(
+        model,
+        torch.zeros(features.INPUT_SHAPE),
+        onnx_path,
+        opset_version=17,
+        dynamo=False,
+        input_names=[INPUT],
+        output_names=[OUTPUT],
+        dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}},
+    )
     sess = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
     print(f"exported {onnx_path} ({os.path.getsize(onnx_path)} bytes, {n_params(model)} parameters)  {timer}")
 
@@ -108,24 +118,28 @@ def main():
     assert diff < 1e-4, "onnxruntime output differs from torch"
 
     acc = {}
-    for s, (x, y, engines, voices) in sets.items():
+    for s, (_, y, engines, voices) in sets.items():
         pred = run_onnx(sess, feats[s]).argmax(1)
         acc[s] = dict(accuracy=round(float((pred == y).mean()), 4), n=len(y))
-        by_voice = {}
-        for v, e, ok in zip(voices, engines, pred == y):
-            by_voice.setdefault(f"{e}/{v}" if s != "train" else e, []).append(ok)
-        acc[s]["by_" + ("voice" if s != "train" else "engine")] = {
-            k: round(float(np.mean(v)), 4) for k, v in sorted(by_voice.items()) if s == "train" or e != "espeak-ng"}
-        acc[s]["by_engine"] = {e: round(float(np.mean([ok for ee, ok in zip(engines, pred == y) if ee == e])), 4)
-                               for e in sorted(set(engines))}
-        print(f"  {s:15s} accuracy {acc[s]['accuracy']:.4f}  ({len(y)} clips incl. generated silence)  "
-              f"by engine {acc[s]['by_engine']}", flush=True)
+        ok = pred == y
+        acc[s]["by_engine"] = {e: round(float(ok[[ee == e for ee in engines]].mean()), 4) for e in sorted(set(engines))}
+        if s != "train":
+            names = [f"{e}/{v}" for e, v in zip(engines, voices) if e not in ("espeak-ng", "generated")]
+            acc[s]["by_voice"] = {
+                n: round(float(ok[[f"{e}/{v}" == n for e, v in zip(engines, voices)]].mean()), 4)
+                for n in sorted(set(names))
+            }
+        print(
+            f"  {s:15s} accuracy {acc[s]['accuracy']:.4f}  ({len(y)} clips incl. generated silence)  "
+            f"by engine {acc[s]['by_engine']}",
+            flush=True,
+        )
 
     rng = np.random.default_rng(0)
-    ci = pick(sets["train"][1], 6, rng)
+    ci = pick(sets["train"][1], 10, rng)
     xt, yt = sets["train"][0][ci], sets["train"][1][ci]
     aug = Augmenter(np.load(IRS), sets["train"][0][sets["train"][1] == CLASSES.index(UNKNOWN)], seed=1)
-    half = np.arange(len(ci)) % 2 == 1           # every other calibration clip is augmented (noise, room...)
+    half = np.arange(len(ci)) % 2 == 1  # every other calibration clip is augmented (noise, room...)
     tr_rows = [r for r in rows if r["split"] == "train"]
     real = half & (ci < len(tr_rows))
     st = np.array([tr_rows[i]["start"] for i in ci[real]])
@@ -135,28 +149,56 @@ def main():
     hx, hy, he = [], [], []
     for s in ("heldout_voices", "heldout_engine"):
         x, y, engines, _ = sets[s]
-        i = pick(y, 2, rng)
-        hx.append(feats[s][i]), hy.append(y[i]), he += [engines[j] for j in i]
-    np.savez_compressed(os.path.join(MODEL_DIR, "heldout.npz"), **{INPUT: np.concatenate(hx),
-                        "labels": np.concatenate(hy), "engine": np.array(he)})
+        i = pick(y, 3, rng)
+        hx.append(feats[s][i])
+        hy.append(y[i])
+        he += [engines[j] for j in i]
+    np.savez_compressed(
+        os.path.join(MODEL_DIR, "heldout.npz"),
+        **{INPUT: np.concatenate(hx), "labels": np.concatenate(hy), "engine": np.array(he)},
+    )
     sizes = {n: os.path.getsize(os.path.join(MODEL_DIR, n)) for n in ("kws.onnx", "calib.npz", "heldout.npz")}
     print(f"calib.npz {len(ci)} tensors, heldout.npz {len(he)} tensors; sizes {sizes}")
 
     with open(os.path.join(MODEL_DIR, "labels.json"), "w") as f:
-        json.dump(dict(labels=CLASSES, input=INPUT, input_shape=list(features.INPUT_SHAPE), output=OUTPUT,
-                       output_kind="logits (softmax gives scores)", sample_rate=SR, window_s=1.0,
-                       front_end="edge/runtime/audio/features.py: log_mel(window_float32_16k)[None]"), f, indent=1)
+        json.dump(
+            dict(
+                labels=CLASSES,
+                input=INPUT,
+                input_shape=list(features.INPUT_SHAPE),
+                output=OUTPUT,
+                output_kind="logits (softmax gives scores)",
+                sample_rate=SR,
+                window_s=1.0,
+                front_end="edge/runtime/audio/features.py: log_mel(window_float32_16k)[None]",
+            ),
+            f,
+            indent=1,
+        )
     log = json.load(open(TRAIN_LOG)) if os.path.exists(TRAIN_LOG) else {}
     voices = {}
     for r in rows:
         voices.setdefault(r["split"], {}).setdefault(r["engine"], set()).add(r["voice"])
     report = dict(
-        model=dict(arch="DS-CNN (4 depthwise-separable blocks, 64 ch)", params=n_params(model), onnx_bytes=sizes["kws.onnx"],
-                   input=[INPUT, list(features.INPUT_SHAPE)], onnx_vs_torch_max_abs_diff=diff),
-        dataset=dict(clips=count_table(rows), voices={s: {e: len(v) for e, v in d.items()} for s, d in voices.items()},
-                     silence="generated noise, as many as the mean class, per split"),
-        training=dict(epochs=log.get("args", {}).get("epochs"), best_epoch=ckpt["epoch"], best_val=ckpt["val"],
-                      total_s=log.get("total_s"), args=log.get("args")),
+        model=dict(
+            arch="DS-CNN (4 depthwise-separable blocks, 64 ch)",
+            params=n_params(model),
+            onnx_bytes=sizes["kws.onnx"],
+            input=[INPUT, list(features.INPUT_SHAPE)],
+            onnx_vs_torch_max_abs_diff=diff,
+        ),
+        dataset=dict(
+            clips=count_table(rows),
+            voices={s: {e: len(v) for e, v in d.items()} for s, d in voices.items()},
+            silence="generated noise, as many as the mean class, per split",
+        ),
+        training=dict(
+            epochs=log.get("args", {}).get("epochs"),
+            best_epoch=ckpt["epoch"],
+            best_val=ckpt["val"],
+            total_s=log.get("total_s"),
+            args=log.get("args"),
+        ),
         accuracy=acc,
         files=dict(sizes, calib_tensors=len(ci), heldout_tensors=len(he)),
     )

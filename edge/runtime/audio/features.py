@@ -32,8 +32,8 @@ Everything is vectorised and deterministic (no dither, no randomness).
 import numpy as np
 
 SAMPLE_RATE = 16000
-WIN_LENGTH = 400          # 25 ms
-HOP_LENGTH = 160          # 10 ms
+WIN_LENGTH = 400  # 25 ms
+HOP_LENGTH = 160  # 10 ms
 N_FFT = 512
 N_MELS = 40
 F_MIN = 20.0
@@ -85,8 +85,8 @@ def log_mel(audio):
         raise ValueError(f"expected [samples] or [batch, samples] with >= {WIN_LENGTH} samples, got {x.shape}")
     frames = np.lib.stride_tricks.sliding_window_view(x, WIN_LENGTH, axis=1)[:, ::HOP_LENGTH]
     spec = np.fft.rfft(frames * _WINDOW, n=N_FFT, axis=-1)
-    power = (spec.real ** 2 + spec.imag ** 2).astype(np.float32)      # [B, T, 257]
-    mel = np.log(power @ _MEL + np.float32(LOG_EPS))                   # [B, T, 40]
-    mel -= mel.mean(axis=1, keepdims=True)                             # per-band mean over the window
+    power = (spec.real**2 + spec.imag**2).astype(np.float32)  # [B, T, 257]
+    mel = np.log(power @ _MEL + np.float32(LOG_EPS))  # [B, T, 40]
+    mel -= mel.mean(axis=1, keepdims=True)  # per-band mean over the window
     out = np.ascontiguousarray(mel.transpose(0, 2, 1), dtype=np.float32)[:, None]  # [B, 1, 40, T]
     return out[0] if single else out
