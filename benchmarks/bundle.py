@@ -51,6 +51,7 @@ def naive_build(work: Path, progress) -> Path:
     stock = dataclasses.replace(target, name="naive-x86_64",
                                 runtime={**target.runtime, "numpy_without_blas": False})
     env = envs.ensure(stock, progress)
+    work.mkdir(parents=True, exist_ok=True)
     (work / "naive.py").write_text(NAIVE)
     subprocess.run([str(env.python), "-m", "PyInstaller", "--onefile", "--noconfirm", "--log-level", "WARN",
                     "--distpath", str(work / "dist"), "--workpath", str(work / "build"), "--specpath",
@@ -74,7 +75,7 @@ def main() -> None:
         rows.append(("naive pyinstaller --onefile", naive.stat().st_size,
                      cold_start([str(naive), str(model), str(x)], args.runs)))
         for onedir in (False, True):
-            out = work / "dist" / ("kws-onedir" if onedir else "cnn")
+            out = work / "dist" / ("cnn-onedir" if onedir else "cnn")
             builder.build(builder.BuildOptions(model=model, output=out, target="x86_64", onedir=onedir), progress)
             exe = out / out.name if onedir else out
             size = builder._size(out)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -232,3 +234,16 @@ def toposort(model: onnx.ModelProto) -> None:
         pending = [n for n in pending if id(n) not in done]
     del model.graph.node[:]
     model.graph.node.extend(ordered)
+
+
+@contextlib.contextmanager
+def scratch_cwd():
+    """Run a library call whose failure path writes debug files into the current folder (onnxruntime's
+    symbolic shape inference writes sym_shape_infer_temp.onnx) inside a throwaway folder instead."""
+    old = os.getcwd()
+    with tempfile.TemporaryDirectory(prefix="edge-scratch-") as tmp:
+        os.chdir(tmp)
+        try:
+            yield
+        finally:
+            os.chdir(old)

@@ -91,7 +91,8 @@ def _onnx_shapes(model):
 def _symbolic_shapes(model):
     from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
 
-    return SymbolicShapeInference.infer_shapes(model, auto_merge=True)
+    with M.scratch_cwd():
+        return SymbolicShapeInference.infer_shapes(model, auto_merge=True)
 
 
 def _count_macs(inferred: onnx.ModelProto) -> tuple[int, int]:

@@ -141,3 +141,15 @@ def test_stale_shapes_left_by_an_exporter_are_recomputed(tmp_path):
               for vi in onnx.load(str(out)).graph.value_info}
     assert shapes.get("r", ["N", 4]) == ["N", 4]
     onnx.shape_inference.infer_shapes(onnx.load(str(out)), strict_mode=True)  # consistent now
+
+
+def test_no_stray_files_in_the_working_folder(models, tmp_path):
+    # onnxruntime's symbolic shape inference gives up on DynamicQuantizeLSTM and then writes
+    # sym_shape_infer_temp.onnx + a .data file into the current folder; edge runs it in a scratch folder
+    import subprocess
+    import sys
+
+    np.savez(tmp_path / "frames.npz", frames=np.ones((2, 1, 12, 20), np.float32))
+    subprocess.run([sys.executable, "-m", "edge", "optimize", str(models("lstm")), "-o", "out.onnx", "--quantize",
+                    "int8-dynamic", "--eval", "frames.npz"], cwd=tmp_path, check=True, capture_output=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["frames.npz", "out.onnx", "out.report.json"]

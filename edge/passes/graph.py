@@ -158,7 +158,8 @@ class InferShapes:
         try:
             from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
 
-            out = SymbolicShapeInference.infer_shapes(model, auto_merge=True, guess_output_rank=True)
+            with M.scratch_cwd():
+                out = SymbolicShapeInference.infer_shapes(model, auto_merge=True, guess_output_rank=True)
             return out, Outcome(tool="onnxruntime-symbolic", fallback=True).note(
                 f"onnx shape inference failed ({reason}); used onnxruntime's symbolic shape inference")
         except Exception as e2:

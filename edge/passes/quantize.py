@@ -84,7 +84,8 @@ def _preprocess(model, ctx: Context, outcome: Outcome):
     failures = []
     for label, kwargs in attempts:
         try:
-            quant_pre_process(str(src), str(dst), **kwargs)
+            with M.scratch_cwd():  # its symbolic shape inference leaves files in the cwd on failure
+                quant_pre_process(str(src), str(dst), **kwargs)
             outcome["preprocess"] = label
             if failures:
                 outcome.note(f"quant pre-processing fell back to '{label}' ({'; '.join(failures)})")
