@@ -80,6 +80,9 @@ def test_report_lists_components_and_nothing_host_side(two_io_exe):
     for banned in ("onnx", "onnxruntime.quantization", "PyInstaller", "edge.pipeline", "edge.passes", "rich"):
         assert not any(m == banned or m.startswith(banned + ".") for m in modules), banned
     assert {"optimize", "build environment", "PyInstaller", "verify"} <= set(report["step_seconds"])
+    glibc = report["glibc"]
+    assert glibc["ok"] and glibc["elf_files"] > 20 and glibc["wrong_arch"] == []
+    assert tuple(map(int, glibc["glibc_needed"].split("."))) <= (2, 36)
 
 
 @pytest.mark.parametrize("args, words", [
@@ -170,14 +173,15 @@ def test_output_not_writable(models, tmp_path):
     assert r.returncode == 8 and "cannot create folder" in r.stderr
 
 
-def _target_dir(tmp_path, **changes):
+def _target_dir(tmp_path, own_cache=True, **changes):
     text = (ROOT / "targets" / "x86_64.toml").read_text()
     for old, new in changes.items():
         text = text.replace(old, new)
     d = tmp_path / "targets"
     d.mkdir()
     (d / "x86_64.toml").write_text(text)
-    return {**os.environ, "EDGEPACK_TARGETS": str(d), "EDGEPACK_CACHE": str(tmp_path / "cache")}
+    env = {**os.environ, "EDGEPACK_TARGETS": str(d)}
+    return {**env, "EDGEPACK_CACHE": str(tmp_path / "cache")} if own_cache else env
 
 
 def test_target_file_missing_a_field(models, tmp_path):
@@ -191,6 +195,14 @@ def test_failing_environment_shows_log_tail_and_path(models, tmp_path):
     err = _fails(tmp_path, [models("mlp")], 10, ["installing the runtime packages failed", "full log:",
                                                  "pyinstaller==0.0.1"], env=env)
     assert str(tmp_path / "cache" / "logs") in err
+
+
+def test_glibc_floor_above_the_bundle_fails_and_names_the_files(models, tmp_path):
+    # the same build environment (the floor is not part of its key), a board promising only glibc 2.28
+    env = _target_dir(tmp_path, own_cache=False, **{'glibc_floor = "2.36"': 'glibc_floor = "2.28"'})
+    err = _fails(tmp_path, [models("mlp")], 10, ["needs glibc 2.36", "guarantees only 2.28", "libstdc++.so.6"],
+                 env=env)
+    assert "GLIBC_2.3" in err
 
 
 def test_interrupted_build_leaves_nothing(models, tmp_path):

@@ -17,7 +17,7 @@ import onnx
 
 from edge import __version__, data, pipeline, targets
 from edge import model as M
-from edge.bundle import contents, envs, pyinstaller, verify
+from edge.bundle import contents, elf, envs, pyinstaller, verify
 from edge.errors import BuildError, OutputError
 
 VERIFY_SAMPLES = 8
@@ -120,9 +120,13 @@ def build(opts: BuildOptions, progress=print) -> dict:
         log.unlink(missing_ok=True)
         built = steps.run("PyInstaller", pyinstaller.build, env, stage, payload, name, opts.onedir, "ort", log,
                           steps.say)
-        inside = steps.run("inspect bundle", contents.inspect, env, built)
+        binaries = work / "binaries"
+        inside = steps.run("inspect bundle", contents.inspect, env, built, binaries)
         if inside["forbidden_modules"]:
             raise BuildError(f"host-side modules leaked into the bundle: {', '.join(inside['forbidden_modules'])}")
+        elf_report = steps.run("glibc floor", check_elf, built, binaries, target)
+        steps.say(f"glibc: bundle needs {elf_report['glibc_needed']}, target allows {target.glibc_floor}; "
+                  f"{elf_report['elf_files']} ELF files, all {target.arch}")
         feeds = _verify_feeds(opts, optimized)
         checked = steps.run("verify", verify.verify, built, optimized, feeds, work, manifest=man)
         steps.say(f"verified: {checked['samples']} samples, max relative difference {checked['max_rel_diff']:.2g}")
@@ -132,7 +136,7 @@ def build(opts: BuildOptions, progress=print) -> dict:
             "edgepack": __version__, "output": str(opts.output), "format": "onedir" if opts.onedir else "onefile",
             "bytes": size, "sha256": None if opts.onedir else _sha256(opts.output),
             "target": target.as_dict(), "manifest": man, "build_env": env.as_dict(),
-            "components": inside["components"], "bundle_entries": inside["entries"],
+            "components": inside["components"], "bundle_entries": inside["entries"], "glibc": elf_report,
             "verification": checked, "step_seconds": steps.seconds,
             "total_seconds": round(time.monotonic() - steps.start, 1), "optimize": opt_report,
             "pyinstaller_log": str(log),
@@ -142,6 +146,23 @@ def build(opts: BuildOptions, progress=print) -> dict:
         return report
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def check_elf(built: Path, binaries: Path, target) -> dict:
+    """Every ELF file in the bundle: the executable itself, and the binaries inside (extracted, or beside it)."""
+    root = built if built.is_dir() else binaries
+    files = [(str(p.relative_to(root)), p) for p in sorted(root.rglob("*")) if p.is_file()]
+    if not built.is_dir():
+        files.append((built.name, built))
+    result = elf.check(files, target.glibc_floor, target.arch)
+    if result["too_new"]:
+        raise BuildError(f"the bundle needs glibc {result['glibc_needed']} but target {target.name} guarantees only "
+                         f"{target.glibc_floor}: {', '.join(result['too_new'][:8])}; build on an older base "
+                         f"system (see targets/{target.name}.toml)")
+    if result["wrong_arch"]:
+        raise BuildError(f"the bundle holds binaries for another architecture than {target.arch}: "
+                         f"{', '.join(result['wrong_arch'][:8])}")
+    return result
 
 
 def _verify_feeds(opts: BuildOptions, model: onnx.ModelProto) -> list[dict]:

@@ -14,6 +14,7 @@ LISTER = r"""
 import json, sys, os, tempfile
 from PyInstaller.archive.readers import CArchiveReader, ZlibArchiveReader
 path = sys.argv[1]
+extract = sys.argv[2] if len(sys.argv) > 2 else None  # write binaries here, for the ELF checks
 entries, modules = [], []
 def read_pyz(data, origin):
     with tempfile.NamedTemporaryFile(suffix='.pyz', delete=False) as f:
@@ -32,6 +33,11 @@ def read_carchive(exe):
             read_pyz(r.extract(name), name)
         else:
             entries.append({'name': name, 'bytes': length, 'unpacked': ulen, 'kind': typ})
+            if extract and typ == 'b':
+                dest = os.path.join(extract, name)
+                os.makedirs(os.path.dirname(dest), exist_ok=True)
+                with open(dest, 'wb') as out:
+                    out.write(r.extract(name))
 if os.path.isdir(path):  # onedir: the executable holds the PYZ, files lie beside it
     exe = os.path.join(path, os.path.basename(path))
     read_carchive(exe)
@@ -70,8 +76,10 @@ def component(name: str) -> str:
     return "other"
 
 
-def inspect(env: BuildEnv, exe: Path) -> dict:
-    result = subprocess.run([str(env.python), "-c", LISTER, str(exe)], capture_output=True, text=True)
+def inspect(env: BuildEnv, exe: Path, extract: Path | None = None) -> dict:
+    """List the bundle; with `extract`, also write every binary (shared library) there."""
+    args = [str(env.python), "-c", LISTER, str(exe)] + ([str(extract)] if extract else [])
+    result = subprocess.run(args, capture_output=True, text=True)
     if result.returncode != 0:
         raise BuildError(f"cannot read the bundle {exe}: {result.stderr.strip().splitlines()[-1:]}")
     listing = json.loads(result.stdout)
