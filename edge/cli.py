@@ -87,7 +87,13 @@ def parser() -> argparse.ArgumentParser:
     bld.add_argument("--target", default="x86_64", help="board from targets/*.toml (`edge targets` lists them)")
     bld.add_argument("--onedir", action="store_true", help="a folder instead of one file (faster start-up)")
     bld.add_argument("--threads", type=int, help="default inference threads in the executable (target's default)")
+    bld.add_argument("--runtime-wheel", type=Path, metavar="WHEEL",
+                     help="an onnxruntime wheel to use instead of PyPI's (e.g. a vendor build for Jetson)")
     add_optimize_options(bld)
+
+    run = sub.add_parser("run", help="run an edgepack executable here (emulated if built for another arch)")
+    run.add_argument("exe", type=Path)
+    run.add_argument("args", nargs=argparse.REMAINDER, help="passed to the executable (--info, --input ...)")
 
     tgt = sub.add_parser("targets", help="list the boards edgepack builds for, or show one")
     tgt.add_argument("name", nargs="?")
@@ -134,7 +140,8 @@ def cmd_build(args) -> int:
     if args.threads is not None and args.threads < 1:
         raise UsageError("--threads must be >= 1")
     opts = builder.BuildOptions(model=args.model, output=args.output, target=args.target, onedir=args.onedir,
-                                threads=args.threads, optimize=optimize_fields(args))
+                                threads=args.threads, runtime_wheel=args.runtime_wheel,
+                                optimize=optimize_fields(args))
     builder.build(opts, progress=lambda text: print(text, file=sys.stderr, flush=True))
     return 0
 
@@ -152,7 +159,14 @@ def cmd_targets(args) -> int:
     return 0
 
 
-COMMANDS = {"inspect": cmd_inspect, "optimize": cmd_optimize, "build": cmd_build, "targets": cmd_targets}
+def cmd_run(args) -> int:
+    from edge.bundle import runner
+
+    return runner.run(args.exe, args.args)
+
+
+COMMANDS = {"inspect": cmd_inspect, "optimize": cmd_optimize, "build": cmd_build, "targets": cmd_targets,
+            "run": cmd_run}
 
 
 def main(argv: list[str] | None = None) -> int:

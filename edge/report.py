@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-console = Console(highlight=False, width=max(110, shutil.get_terminal_size((110, 24)).columns))
+console = Console(highlight=False, width=max(120, shutil.get_terminal_size((120, 24)).columns))
 
 
 def _bytes(n) -> str:
@@ -109,13 +109,13 @@ def print_optimize(report: dict) -> None:
 
 def print_targets(rows: list[dict]) -> None:
     t = Table(title="targets")
-    for col in ("name", "arch", "glibc ≤", "base", "python", "onnxruntime", "numpy", "threads", "quantize",
-                "description"):
-        t.add_column(col)
+    for col in ("name", "arch", "glibc ≤", "built from", "python", "onnxruntime", "numpy", "threads", "quantize"):
+        t.add_column(col, no_wrap=True)
     for r in rows:
         rt = r["runtime"]
-        t.add_row(r["name"], r["arch"], r["glibc_floor"], r["base"], r["python"], rt["onnxruntime"], rt["numpy"],
-                  str(r["default_threads"]), r["default_quantize"], escape(r["description"]))
+        base = f"debian {rt['debian']} (emulated)" if r["base"] == "debian-prefix" else r["base"]
+        t.add_row(r["name"], r["arch"], r["glibc_floor"], base, r["python"], rt["onnxruntime"], rt["numpy"],
+                  str(r["default_threads"]), r["default_quantize"])
     console.print(t)
 
 

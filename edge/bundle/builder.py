@@ -30,6 +30,7 @@ class BuildOptions:
     target: str
     onedir: bool = False
     threads: int | None = None
+    runtime_wheel: Path | None = None
     optimize: dict = field(default_factory=dict)  # pipeline.Options fields
 
 
@@ -95,6 +96,8 @@ def report_path(output: Path) -> Path:
 
 def build(opts: BuildOptions, progress=print) -> dict:
     target = targets.get(opts.target)
+    if opts.runtime_wheel:
+        envs.check_wheel(opts.runtime_wheel, target)
     name = opts.output.name
     if not name or name.endswith((".onnx", ".json")):
         raise OutputError(f"{opts.output}: give the executable's path, e.g. dist/{Path(opts.model).stem}")
@@ -108,7 +111,7 @@ def build(opts: BuildOptions, progress=print) -> dict:
         opt_options = pipeline.Options(model=opts.model, output=optimized_path, **opts.optimize)
         opt_report = steps.run("optimize", pipeline.optimize, opt_options, lambda s: steps.say(f"  optimize: {s}"))
         optimized = M.load(optimized_path)
-        env = steps.run("build environment", envs.ensure, target, steps.say)
+        env = steps.run("build environment", envs.ensure, target, steps.say, opts.runtime_wheel)
         threads = opts.threads or target.default_threads
         stage = work / "stage"
         payload = stage / "data"
@@ -118,8 +121,8 @@ def build(opts: BuildOptions, progress=print) -> dict:
         (payload / "manifest.json").write_text(json.dumps(man, indent=2))
         log = envs.cache_dir() / "logs" / f"pyinstaller-{name}.log"
         log.unlink(missing_ok=True)
-        built = steps.run("PyInstaller", pyinstaller.build, env, stage, payload, name, opts.onedir, "ort", log,
-                          steps.say)
+        built = steps.run("PyInstaller" + (" (emulated)" if env.emulated else ""), pyinstaller.build, env, stage,
+                          payload, name, opts.onedir, "ort", log, steps.say, strip_tool=env.strip_tool)
         binaries = work / "binaries"
         inside = steps.run("inspect bundle", contents.inspect, env, built, binaries)
         if inside["forbidden_modules"]:
@@ -128,7 +131,8 @@ def build(opts: BuildOptions, progress=print) -> dict:
         steps.say(f"glibc: bundle needs {elf_report['glibc_needed']}, target allows {target.glibc_floor}; "
                   f"{elf_report['elf_files']} ELF files, all {target.arch}")
         feeds = _verify_feeds(opts, optimized)
-        checked = steps.run("verify", verify.verify, built, optimized, feeds, work, manifest=man)
+        checked = steps.run("verify" + (" (emulated)" if env.emulated else ""), verify.verify, built, optimized,
+                            feeds, work, env=env.run_env(), manifest=man)
         steps.say(f"verified: {checked['samples']} samples, max relative difference {checked['max_rel_diff']:.2g}")
         _place(built, opts.output)
         size = _size(opts.output)
@@ -136,6 +140,8 @@ def build(opts: BuildOptions, progress=print) -> dict:
             "edgepack": __version__, "output": str(opts.output), "format": "onedir" if opts.onedir else "onefile",
             "bytes": size, "sha256": None if opts.onedir else _sha256(opts.output),
             "target": target.as_dict(), "manifest": man, "build_env": env.as_dict(),
+            "runtime_wheel": {"path": str(opts.runtime_wheel), "sha256": _sha256(opts.runtime_wheel)}
+            if opts.runtime_wheel else None,
             "components": inside["components"], "bundle_entries": inside["entries"], "glibc": elf_report,
             "verification": checked, "step_seconds": steps.seconds,
             "total_seconds": round(time.monotonic() - steps.start, 1), "optimize": opt_report,

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from edge.bundle import prefix
 from edge.bundle.proc import run_logged
 from edge.errors import BuildError, TargetError
 from edge.targets import Target
@@ -28,32 +29,70 @@ class BuildEnv:
     seconds: float
     packages: dict
 
+    @property
+    def emulated(self) -> bool:
+        return (self.path / "root").is_dir()
+
+    @property
+    def strip_tool(self) -> str:
+        wrapper = self.path / "bin" / "strip"
+        return str(wrapper) if self.emulated else "strip"
+
+    def run_env(self) -> dict | None:
+        """Environment for running what this env builds (emulated: the prefix holds the target's loader)."""
+        return prefix.run_env(self.path) if self.emulated else None
+
     def as_dict(self) -> dict:
         return {"path": str(self.path), "reused": not self.created, "seconds": round(self.seconds, 1),
-                "packages": self.packages}
+                "emulated": self.emulated, "packages": self.packages}
 
 
 def cache_dir() -> Path:
     return Path(os.environ.get("EDGEPACK_CACHE") or Path.home() / ".cache" / "edgepack")
 
 
-def requirements(target: Target) -> list[str]:
+def requirements(target: Target, runtime_wheel: Path | None = None) -> list[str]:
     rt = target.runtime
-    return [f"numpy=={rt['numpy']}", f"onnxruntime=={rt['onnxruntime']}", f"pyinstaller=={rt['pyinstaller']}"]
+    ort_spec = str(runtime_wheel) if runtime_wheel else f"onnxruntime=={rt['onnxruntime']}"
+    return [f"numpy=={rt['numpy']}", ort_spec, f"pyinstaller=={rt['pyinstaller']}"]
 
 
-def env_key(target: Target) -> str:
+def env_key(target: Target, runtime_wheel: Path | None = None) -> str:
     spec = {"format": ENV_FORMAT, "base": target.base, "python": platform.python_version(),
             "arch": target.arch, "runtime": target.runtime}
+    if runtime_wheel:
+        spec["runtime_wheel"] = hashlib.sha256(runtime_wheel.read_bytes()).hexdigest()
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def ensure(target: Target, progress) -> BuildEnv:
-    if target.base != "host":
-        raise TargetError(f"target {target.name}: base {target.base!r} is not supported by this edgepack")
-    if target.arch != platform.machine():
-        raise TargetError(f"target {target.name} is {target.arch}; this machine is {platform.machine()}")
-    path = cache_dir() / "envs" / f"{target.name}-{env_key(target)}"
+def check_wheel(wheel: Path, target: Target) -> None:
+    """A vendor onnxruntime wheel must exist and fit the target's architecture and Python."""
+    if not wheel.is_file() or wheel.suffix != ".whl":
+        raise TargetError(f"--runtime-wheel {wheel}: not a .whl file")
+    parts = wheel.stem.split("-")
+    if len(parts) < 5 or not parts[0].lower().startswith("onnxruntime"):
+        raise TargetError(f"--runtime-wheel {wheel}: not an onnxruntime wheel (name onnxruntime*-VER-TAGS.whl)")
+    py_tag, platform_tag = parts[-3], parts[-1]
+    if target.arch not in platform_tag:
+        raise TargetError(f"--runtime-wheel {wheel.name}: built for {platform_tag}, target {target.name} is "
+                          f"{target.arch}")
+    want = "cp" + target.python.replace(".", "")
+    if want not in py_tag.split("."):
+        raise TargetError(f"--runtime-wheel {wheel.name}: built for {py_tag}, target {target.name} runs Python "
+                          f"{target.python} ({want})")
+
+
+def ensure(target: Target, progress, runtime_wheel: Path | None = None) -> BuildEnv:
+    if target.base not in BASES:
+        raise TargetError(f"{target.path}: base {target.base!r} is unknown; use one of {', '.join(BASES)}")
+    if target.base == "host" and target.arch != platform.machine():
+        raise TargetError(f"target {target.name} is {target.arch}; base 'host' builds only for {platform.machine()}")
+    if target.base == "debian-prefix":
+        prefix.check_emulation(target.arch)
+    if runtime_wheel:
+        check_wheel(runtime_wheel, target)
+    key = env_key(target, runtime_wheel)
+    path = cache_dir() / "envs" / f"{target.name}-{key}"
     python = path / "bin" / "python"
     ready = path / ".ready"
     start = time.monotonic()
@@ -62,29 +101,15 @@ def ensure(target: Target, progress) -> BuildEnv:
         return BuildEnv(path, python, False, time.monotonic() - start, json.loads(ready.read_text()))
     tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    log = cache_dir() / "logs" / f"env-{target.name}-{env_key(target)}.log"
+    tmp.mkdir(parents=True)
+    log = cache_dir() / "logs" / f"env-{target.name}-{key}.log"
     log.unlink(missing_ok=True)
     progress(f"build environment: creating {path} (first build for this target; log: {log})")
     try:
-        run_logged([sys.executable, "-m", "venv", tmp], log, "creating the venv", progress)
-        pip = [tmp / "bin" / "python", "-m", "pip", "install", "--disable-pip-version-check", "--no-input"]
-        rt = target.runtime
-        numpy_build = "wheel (with OpenBLAS)"
-        if rt.get("numpy_without_blas"):
-            progress(f"build environment: compiling numpy {rt['numpy']} without BLAS (a few minutes, once)")
-            try:
-                run_logged(pip + ["--no-binary", "numpy", f"numpy=={rt['numpy']}",
-                                  "-Csetup-args=-Dallow-noblas=true", "-Csetup-args=-Dblas=none",
-                                  "-Csetup-args=-Dlapack=none"], log, "building numpy without BLAS", progress)
-                numpy_build = "compiled without BLAS/LAPACK"
-            except BuildError as e:  # no compiler or headers: the stock wheel works, only bigger
-                first = e.message.splitlines()[0]
-                progress(f"build environment: {first}; using the numpy wheel (about 8 MB bigger)")
-                numpy_build = f"wheel (with OpenBLAS): the build without BLAS failed, see {log}"
-        progress("build environment: installing " + ", ".join(requirements(target)))
-        run_logged(pip + requirements(target), log, "installing the runtime packages", progress)
-        packages = _versions(tmp / "bin" / "python", log, progress)
-        packages["numpy_build"] = numpy_build
+        packages = BASES[target.base](tmp, target, log, progress, requirements(target, runtime_wheel))
+        if runtime_wheel:
+            packages["onnxruntime_wheel"] = str(runtime_wheel)
+        packages.update(_versions(tmp / "bin" / "python", log, progress))
         (tmp / ".ready").write_text(json.dumps(packages, indent=2))
         try:
             os.rename(tmp, path)
@@ -95,6 +120,32 @@ def ensure(target: Target, progress) -> BuildEnv:
         raise
     progress(f"build environment: ready in {time.monotonic() - start:.0f}s")
     return BuildEnv(path, python, True, time.monotonic() - start, json.loads(ready.read_text()))
+
+
+def _create_host(tmp: Path, target: Target, log: Path, progress, pins: list[str]) -> dict:
+    """A venv of the Python running edge, for the same architecture."""
+    shutil.rmtree(tmp)
+    run_logged([sys.executable, "-m", "venv", tmp], log, "creating the venv", progress)
+    pip = [tmp / "bin" / "python", "-m", "pip", "install", "--disable-pip-version-check", "--no-input"]
+    rt = target.runtime
+    numpy_build = "wheel (with OpenBLAS)"
+    if rt.get("numpy_without_blas"):
+        progress(f"build environment: compiling numpy {rt['numpy']} without BLAS (a few minutes, once)")
+        try:
+            run_logged(pip + ["--no-binary", "numpy", f"numpy=={rt['numpy']}",
+                              "-Csetup-args=-Dallow-noblas=true", "-Csetup-args=-Dblas=none",
+                              "-Csetup-args=-Dlapack=none"], log, "building numpy without BLAS", progress)
+            numpy_build = "compiled without BLAS/LAPACK"
+        except BuildError as e:  # no compiler or headers: the stock wheel works, only bigger
+            first = e.message.splitlines()[0]
+            progress(f"build environment: {first}; using the numpy wheel (about 8 MB bigger)")
+            numpy_build = f"wheel (with OpenBLAS): the build without BLAS failed, see {log}"
+    progress("build environment: installing " + ", ".join(pins))
+    run_logged(pip + pins, log, "installing the runtime packages", progress)
+    return {"numpy_build": numpy_build}
+
+
+BASES = {"host": _create_host, "debian-prefix": prefix.create}
 
 
 def _versions(python: Path, log: Path, progress) -> dict:

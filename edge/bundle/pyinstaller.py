@@ -21,7 +21,7 @@ EXCLUDES = [
     # standard library the runtime does not use (ssl alone drags in 2.2 MB of libcrypto/libssl)
     "_ssl", "ssl", "_hashlib", "hashlib", "readline", "_decimal", "decimal", "tkinter", "unittest", "pydoc",
     "doctest", "email", "http", "urllib.request", "xml", "xmlrpc", "html", "asyncio", "multiprocessing", "concurrent",
-    "sqlite3", "lzma", "_lzma", "bz2", "_bz2", "pdb", "curses", "socket", "_socket", "selectors", "unicodedata",
+    "sqlite3", "lzma", "_lzma", "bz2", "_bz2", "pdb", "curses", "socket", "_socket", "unicodedata",
     "pyexpat", "tty", "pty", "ftplib", "smtplib", "imaplib", "mailbox", "webbrowser", "zipapp", "venv",
 ]
 # libpython is our own copy of a library built without size in mind: stripping its symbols saves ~7 MB

@@ -1,0 +1,40 @@
+"""`edge run EXE ...`: run any edgepack executable on this machine, under emulation when its
+architecture differs (the loader and glibc come from a cached build environment of that architecture)."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+from edge.bundle import elf, prefix
+from edge.bundle.envs import cache_dir
+from edge.bundle.verify import entry_point
+from edge.errors import TargetError, UsageError
+
+
+def emulation_env(arch: str) -> dict | None:
+    """None when `arch` runs natively; else the environment that makes qemu find the target's loader."""
+    if arch == platform.machine():
+        return None
+    if arch not in prefix.QEMU_BINFMT:
+        raise TargetError(f"cannot run {arch} executables on {platform.machine()}")
+    prefix.check_emulation(arch)
+    for env in sorted((cache_dir() / "envs").glob("*/.ready")):
+        root = env.parent / "root"
+        if root.is_dir() and any(root.glob(f"lib/ld-linux-{arch.replace('_', '-')}*.so.1")):
+            return prefix.run_env(env.parent)
+    raise TargetError(f"no {arch} system files cached in {cache_dir() / 'envs'}: build once for an {arch} target "
+                      f"(e.g. edge build MODEL --target rpi4 -o dist/NAME) so edge has the loader and glibc")
+
+
+def run(exe: Path, args: list[str]) -> int:
+    path = entry_point(exe) if exe.is_dir() else exe
+    if not path.is_file():
+        raise UsageError(f"{exe}: no such executable")
+    info = elf.read(path)
+    if info is None:
+        raise UsageError(f"{exe}: not an ELF executable")
+    env = emulation_env(info["arch"])
+    return subprocess.run([str(path), *args], env=env or os.environ.copy()).returncode
