@@ -63,6 +63,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=7)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "bundle.json")
+    ap.add_argument("--boards", default="rpi4,jetson-orin", help="aarch64 targets to build twice ('' skips)")
     args = ap.parse_args()
     progress = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
     rows = []
@@ -90,8 +91,41 @@ def main() -> None:
         result.append({"build": name, "bytes": size, "cold_start_s": times, "cold_start_median_s": med,
                        "size_ratio": size / base_size, "cold_start_ratio": med / base_start})
         print(f"| {name} | {size / 1e6:.1f} MB | {size / base_size:.2f}× | {med:.2f} s | {med / base_start:.2f}× |")
+    boards = [b for b in args.boards.split(",") if b]
+    if boards:
+        result += board_rows(boards, progress)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
+
+
+def board_rows(boards: list[str], progress) -> list[dict]:
+    """Per aarch64 target: executable size, first build (empty cache) and cached rebuild time."""
+    import os
+
+    rows = []
+    print("\n| target | executable | glibc needed / allowed | first build | cached rebuild | env creation |")
+    print("|---|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        model = zoo.trained_cnn(work / "model")
+        for board in boards:
+            os.environ["EDGEPACK_CACHE"] = str(work / f"cache-{board}")
+            times, reports = [], []
+            for attempt in ("first", "cached"):
+                t = time.perf_counter()
+                opts = builder.BuildOptions(model=model, output=work / "dist" / f"{board}-{attempt}", target=board)
+                reports.append(builder.build(opts, progress))
+                times.append(time.perf_counter() - t)
+            report = reports[-1]
+            os.environ.pop("EDGEPACK_CACHE")
+            g = report["glibc"]
+            row = {"target": board, "bytes": report["bytes"], "first_build_s": times[0], "cached_build_s": times[1],
+                   "env_creation_s": reports[0]["build_env"]["seconds"], "glibc_needed": g["glibc_needed"],
+                   "glibc_floor": g["glibc_floor"], "components": report["components"]}
+            rows.append(row)
+            print(f"| {board} | {row['bytes'] / 1e6:.1f} MB | {g['glibc_needed']} / {g['glibc_floor']} | "
+                  f"{times[0]:.0f} s | {times[1]:.0f} s | {row['env_creation_s']:.0f} s |", flush=True)
+    return rows
 
 
 if __name__ == "__main__":

@@ -67,7 +67,8 @@ def component(name: str) -> str:
     n = name.removeprefix("_internal/")
     if n.startswith("edgepack/"):
         return "model" if n.startswith("edgepack/model") else "edgepack runtime"
-    if n.startswith(("numpy/", "numpy.libs/")):
+    if n.startswith(("numpy/", "numpy.libs/", "libscipy_openblas", "libopenblas", "libgfortran", "libquadmath",
+                     "libblas", "liblapack")):
         return "numpy"
     if n.split("/")[0] in BACKENDS or n.split("/")[0].endswith(".libs") and n.startswith(BACKENDS):
         return "runtime backend"

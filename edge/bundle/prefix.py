@@ -76,6 +76,9 @@ def create(path: Path, target, log: Path, progress, pins: list[str]) -> dict:
                              capture_output=True, text=True, check=True).stdout
     packages = sorted({ln.strip() for ln in closure.splitlines() if re.match(r"^[a-z0-9]", ln)
                        and not SKIP.match(ln.strip())})
+    debian_numpy = target.runtime["numpy"] == "debian"
+    if debian_numpy:  # the release's numpy on reference BLAS/LAPACK: ~7 MB smaller than the wheel's OpenBLAS
+        packages += ["python3-numpy", "libblas3", "liblapack3", "libgfortran5"]
     debs = path / "debs"
     debs.mkdir()
     progress(f"build environment: downloading {len(packages)} {DEB_ARCH[arch]} packages")
@@ -83,6 +86,10 @@ def create(path: Path, target, log: Path, progress, pins: list[str]) -> dict:
     root = path / "root"
     for deb in sorted(debs.glob("*.deb")):
         run_logged(["dpkg-deb", "-x", deb, root], log, f"unpacking {deb.name}", progress)
+    if debian_numpy:  # what update-alternatives would have linked on a real install
+        libdir = root / "usr" / "lib" / f"{arch}-linux-gnu"
+        for lib in ("blas", "lapack"):
+            (libdir / f"lib{lib}.so.3").symlink_to(f"{lib}/lib{lib}.so.3")
     (root / "proc").mkdir(exist_ok=True)
     (root / "proc" / "cpuinfo").write_text(CPUINFO)
     site = path / "site"
@@ -91,11 +98,16 @@ def create(path: Path, target, log: Path, progress, pins: list[str]) -> dict:
     if tuple(map(int, py.split("."))) < (3, 10):  # PyInstaller's own need on old Pythons; pip skips the marker
         pins = [*pins, "importlib_metadata>=4.6"]
     platforms = [f"--platform=manylinux_2_{v}_{arch}" for v in (17, 28, 31, 34)] + [f"--platform=manylinux2014_{arch}"]
-    run_logged([sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "--target", site, *platforms,
-                "--only-binary=:all:", f"--python-version={py}", "--implementation=cp", f"--abi=cp{tag}", *pins], log,
-               "installing the runtime wheels", progress)
+    pip = [sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "--target", site, *platforms,
+           "--only-binary=:all:", f"--python-version={py}", "--implementation=cp", f"--abi=cp{tag}"]
+    if debian_numpy:  # onnxruntime without its dependencies, or pip would shadow Debian's numpy with a wheel
+        ort = [p for p in pins if "onnxruntime" in p]
+        pins = [p for p in pins if not p.startswith("numpy") and p not in ort]
+        run_logged([*pip, "--no-deps", *ort], log, "installing the onnxruntime wheel", progress)
+    run_logged([*pip, *pins], log, "installing the runtime wheels", progress)
     _wrappers(path, root, site, py, arch)
-    return {"debian": suite, "debs": len(packages)}
+    return {"debian": suite, "debs": len(packages), "numpy_build": "Debian python3-numpy, reference BLAS/LAPACK"
+            if debian_numpy else "wheel (with OpenBLAS)"}
 
 
 def _wrappers(path: Path, root: Path, site: Path, py: str, arch: str) -> None:
@@ -105,7 +117,8 @@ def _wrappers(path: Path, root: Path, site: Path, py: str, arch: str) -> None:
     loader = next(root.glob("lib/ld-linux-*.so.1")).name
     here = 'E="$(cd "$(dirname "$0")/.." && pwd)"'
     scripts = {
-        "python": f'{here}\nexport QEMU_LD_PREFIX="$E/root" PYTHONPATH="$E/site" PYTHONNOUSERSITE=1 '
+        "python": f'{here}\nexport QEMU_LD_PREFIX="$E/root" PYTHONPATH="$E/site:$E/root/usr/lib/python3/dist-packages" '
+                  'PYTHONNOUSERSITE=1 '
                   f'PATH="$E/bin:$PATH"\nexec "$E/root/usr/bin/python{py}" "$@"',
         # the aarch64 loader lists dependencies; the vdso line has no file name
         "ldd": f'{here}\nfor f in "$@"; do QEMU_LD_PREFIX="$E/root" "$E/root/lib/{loader}" --list "$f" '

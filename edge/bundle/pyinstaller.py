@@ -16,14 +16,19 @@ EXCLUDES = [
     "onnx", "onnxruntime.quantization", "onnxruntime.transformers", "onnxruntime.tools", "onnxruntime.training",
     "PyInstaller", "setuptools", "pip", "pkg_resources", "distutils", "_distutils_hack",
     # numpy parts the runtime does not use
-    "numpy.f2py", "numpy.testing", "numpy.distutils", "numpy.random", "numpy.fft", "numpy.polynomial",
-    "numpy.ma", "numpy.matrixlib.tests", "numpy.typing", "numpy._pyinstaller",
+    "numpy.f2py", "numpy.testing", "numpy.distutils", "numpy.matrixlib.tests", "numpy.typing", "numpy._pyinstaller",
     # standard library the runtime does not use (ssl alone drags in 2.2 MB of libcrypto/libssl)
-    "_ssl", "ssl", "_hashlib", "hashlib", "readline", "_decimal", "decimal", "tkinter", "unittest", "pydoc",
+    "_ssl", "ssl", "_hashlib", "readline", "_decimal", "decimal", "tkinter", "unittest", "pydoc",
+    "_codecs_cn", "_codecs_hk", "_codecs_iso2022", "_codecs_jp", "_codecs_kr", "_codecs_tw", "_multibytecodec",
     "doctest", "email", "http", "urllib.request", "xml", "xmlrpc", "html", "asyncio", "multiprocessing", "concurrent",
     "sqlite3", "lzma", "_lzma", "bz2", "_bz2", "pdb", "curses", "socket", "_socket", "unicodedata",
     "pyexpat", "tty", "pty", "ftplib", "smtplib", "imaplib", "mailbox", "webbrowser", "zipapp", "venv",
 ]
+# numpy >= 2 loads these lazily, so the runtime never does; numpy 1.x imports them in numpy/__init__
+NUMPY2_EXCLUDES = ["numpy.random", "numpy.fft", "numpy.polynomial", "numpy.ma"]
+# imported by name at run time, invisible to PyInstaller's analysis: numpy 1.x's add_newdoc imports this
+# (Debian's numpy does not ship numpy's own PyInstaller hook, which would add it); a missing name is a warning
+HIDDEN = ["numpy.core._multiarray_tests", "numpy.core._dtype_ctypes", "secrets"]  # secrets: numpy.random (1.x)
 # libpython is our own copy of a library built without size in mind: stripping its symbols saves ~7 MB
 # compressed. Third-party wheel libraries are never stripped (--strip breaks numpy's OpenBLAS).
 STRIP = ("libpython",)
@@ -71,13 +76,15 @@ def stage_runtime(stage: Path, backend_module: str) -> tuple[Path, Path]:
 
 def build(env: BuildEnv, stage: Path, data: Path, name: str, onedir: bool, backend_module: str,
           log: Path, progress, strip_tool: str = "strip") -> Path:
+    excludes = EXCLUDES + (NUMPY2_EXCLUDES if int(env.packages.get("numpy", "2").split(".")[0]) >= 2 else [])
     src, entry = stage_runtime(stage, backend_module)
     work = stage / "work"
     work.mkdir()
     tail = (ONEDIR if onedir else ONEFILE).format(name=name)
     spec = work / f"{name}.spec"
-    spec.write_text(SPEC.format(entry=str(entry), src=str(src), data=str(data), excludes=EXCLUDES, strip=STRIP,
-                                hidden=[f"edge.runtime.{backend_module}"], work=str(work), strip_tool=strip_tool,
+    spec.write_text(SPEC.format(entry=str(entry), src=str(src), data=str(data), excludes=excludes, strip=STRIP,
+                                hidden=[f"edge.runtime.{backend_module}", *HIDDEN], work=str(work),
+                                strip_tool=strip_tool,
                                 tail=tail))
     dist = stage / "dist"
     run_logged([env.python, "-m", "PyInstaller", "--noconfirm", "--log-level", "WARN", "--distpath", dist,
