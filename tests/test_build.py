@@ -216,3 +216,17 @@ def test_interrupted_build_leaves_nothing(models, tmp_path):
     proc.communicate(timeout=120)
     assert proc.returncode != 0
     assert list((tmp_path / "dist").iterdir()) == []
+
+
+def test_runtime_wheel_replaces_the_pypi_runtime(models, tmp_path):
+    # a "vendor" wheel: here the PyPI file itself, fetched by pip, brought in by path
+    wheels = tmp_path / "wheels"
+    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-d", str(wheels),
+                    "onnxruntime==1.32.0"], check=True, capture_output=True)
+    wheel = next(wheels.glob("onnxruntime-*.whl"))
+    out = tmp_path / "dist" / "mlp"
+    edge("build", models("mlp"), "-o", out, "--runtime-wheel", wheel)
+    report = json.loads(out.with_name("mlp.report.json").read_text())
+    assert report["runtime_wheel"]["path"] == str(wheel) and len(report["runtime_wheel"]["sha256"]) == 64
+    assert report["build_env"]["packages"]["onnxruntime_wheel"]["sha256"] == report["runtime_wheel"]["sha256"]
+    assert report["manifest"]["backend"]["version"] == "1.32.0" and report["verification"]["passed"]

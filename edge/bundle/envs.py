@@ -108,7 +108,8 @@ def ensure(target: Target, progress, runtime_wheel: Path | None = None) -> Build
     try:
         packages = BASES[target.base](tmp, target, log, progress, requirements(target, runtime_wheel))
         if runtime_wheel:
-            packages["onnxruntime_wheel"] = str(runtime_wheel)
+            packages["onnxruntime_wheel"] = {"file": runtime_wheel.name,
+                                             "sha256": hashlib.sha256(runtime_wheel.read_bytes()).hexdigest()}
         packages.update(_versions(tmp / "bin" / "python", log, progress))
         (tmp / ".ready").write_text(json.dumps(packages, indent=2))
         try:
