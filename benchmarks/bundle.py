@@ -79,7 +79,7 @@ def main() -> None:
             out = work / "dist" / ("cnn-onedir" if onedir else "cnn")
             builder.build(builder.BuildOptions(model=model, output=out, target="x86_64", onedir=onedir), progress)
             exe = out / out.name if onedir else out
-            size = builder._size(out)
+            size = builder.bundle_size(out)
             rows.append((f"edge build {'--onedir' if onedir else '(onefile)'}", size,
                          cold_start([str(exe), str(x)], args.runs)))
     base_size, base_start = rows[0][1], statistics.median(rows[0][2])

@@ -128,7 +128,7 @@ def cmd_optimize(args) -> int:
 
     result = pipeline.optimize(opts, progress)
     if args.json:
-        print(json.dumps(result, indent=2, default=pipeline._json_default))
+        print(json.dumps(result, indent=2, default=pipeline.json_default))
     else:
         report.print_optimize(result)
     return 0

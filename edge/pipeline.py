@@ -113,14 +113,14 @@ class Runner:
             if not p.lossless:
                 raise
             # a library step that cannot handle this graph: keep the model as it was and say so
-            result, outcome = model, Outcome(status="skipped").note(f"failed: {graph._one_line(e)}")
+            result, outcome = model, Outcome(status="skipped").note(f"failed: {graph.one_line(e)}")
         record["status"] = outcome.pop("status", "applied")
         if check_parity and result is not model:
             try:
                 diff = evaluate.max_rel_diff(reference_outputs, evaluate.run_all(evaluate.session(result),
                                                                                   self.ctx.parity_feeds))
             except Exception as e:
-                diff, outcome = float("inf"), outcome.note(f"the result does not run: {graph._one_line(e)}")
+                diff, outcome = float("inf"), outcome.note(f"the result does not run: {graph.one_line(e)}")
             record["parity_max_rel_diff"] = diff
             if not diff <= evaluate.PARITY_RTOL:
                 outcome.note(f"reverted: changed outputs by {diff:.3g} (> {evaluate.PARITY_RTOL})")
@@ -172,7 +172,7 @@ def optimize(opts: Options, progress=None) -> dict:
         except EdgeError:
             raise
         except Exception as e:
-            raise ModelError(f"{opts.model}: onnxruntime cannot run this model: {graph._one_line(e)}") from None
+            raise ModelError(f"{opts.model}: onnxruntime cannot run this model: {graph.one_line(e)}") from None
         current = reference
         for p in work_passes:
             # lossless passes must keep the reference function; lossy ones are judged by the evaluation
@@ -259,13 +259,13 @@ def write_json(obj: dict, path: Path) -> None:
 
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        tmp.write_text(json.dumps(obj, indent=2, default=_json_default) + "\n")
+        tmp.write_text(json.dumps(obj, indent=2, default=json_default) + "\n")
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
 
 
-def _json_default(o):
+def json_default(o):
     if isinstance(o, (np.integer,)):
         return int(o)
     if isinstance(o, (np.floating,)):

@@ -62,7 +62,7 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _size(path: Path) -> int:
+def bundle_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
 
 
@@ -135,7 +135,7 @@ def build(opts: BuildOptions, progress=print) -> dict:
                             feeds, work, env=env.run_env(), manifest=man)
         steps.say(f"verified: {checked['samples']} samples, max relative difference {checked['max_rel_diff']:.2g}")
         _place(built, opts.output)
-        size = _size(opts.output)
+        size = bundle_size(opts.output)
         report = {
             "edgepack": __version__, "output": str(opts.output), "format": "onedir" if opts.onedir else "onefile",
             "bytes": size, "sha256": None if opts.onedir else _sha256(opts.output),

@@ -133,7 +133,7 @@ class Simplify:
                 raise RuntimeError("onnxsim's own check failed")
             return simplified, Outcome(tool="onnxsim")
         except Exception as e:  # onnxsim raises many types on unusual graphs
-            reason = _one_line(e)
+            reason = one_line(e)
         optimized = ort_basic(model, ctx)
         return optimized, Outcome(tool="onnxruntime-basic", fallback=True).note(
             f"onnxsim failed ({reason}); used onnxruntime's offline basic optimizations instead"
@@ -154,7 +154,7 @@ class InferShapes:
             inferred = shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)
             return inferred, Outcome(tool="onnx", replaced_value_info=stale)
         except Exception as e:
-            reason = _one_line(e)
+            reason = one_line(e)
         try:
             from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
 
@@ -164,7 +164,7 @@ class InferShapes:
                 f"onnx shape inference failed ({reason}); used onnxruntime's symbolic shape inference")
         except Exception as e2:
             return model, Outcome(tool=None, fallback=True).note(
-                f"shape inference failed (onnx: {reason}; symbolic: {_one_line(e2)}); shapes left as they were")
+                f"shape inference failed (onnx: {reason}; symbolic: {one_line(e2)}); shapes left as they were")
 
 
 def ort_basic(model: onnx.ModelProto, ctx: Context) -> onnx.ModelProto:
@@ -210,7 +210,7 @@ def _copy(model):
     return out
 
 
-def _one_line(e: BaseException) -> str:
+def one_line(e: BaseException) -> str:
     text = str(e).strip().splitlines()
     return f"{type(e).__name__}: {text[0][:200]}" if text else type(e).__name__
 

@@ -18,7 +18,7 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 from edge import model as M
 from edge.errors import QuantizationError, UsageError
 from edge.passes import Context, Outcome
-from edge.passes.graph import _one_line
+from edge.passes.graph import one_line
 
 CALIBRATION_METHODS = {
     "minmax": CalibrationMethod.MinMax,
@@ -67,7 +67,7 @@ def _per_channel_ready(model, outcome: Outcome):
         return converted, True
     except Exception as e:
         outcome.note(f"opset {opset} has no per-channel DequantizeLinear and conversion to {PER_CHANNEL_OPSET} "
-                     f"failed ({_one_line(e)}): used per-tensor scales; re-export at opset >= 13 for per-channel")
+                     f"failed ({one_line(e)}): used per-tensor scales; re-export at opset >= 13 for per-channel")
         return model, False
 
 
@@ -91,7 +91,7 @@ def _preprocess(model, ctx: Context, outcome: Outcome):
                 outcome.note(f"quant pre-processing fell back to '{label}' ({'; '.join(failures)})")
             return dst
         except Exception as e:
-            failures.append(f"{label}: {_one_line(e)}")
+            failures.append(f"{label}: {one_line(e)}")
     outcome["preprocess"] = "skipped"
     outcome.note(f"quant pre-processing skipped ({'; '.join(failures)})")
     return src
@@ -133,7 +133,7 @@ class Int8Static:
                 nodes_to_exclude=_nodes_to_exclude(model, ctx), extra_options=extra,
             )
         except Exception as e:
-            raise QuantizationError(f"int8 static quantization failed: {_one_line(e)}") from None
+            raise QuantizationError(f"int8 static quantization failed: {one_line(e)}") from None
         return onnx.load(str(dst)), outcome
 
 
@@ -150,7 +150,7 @@ class Int8Dynamic:
             quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8,
                              nodes_to_exclude=_nodes_to_exclude(model, ctx))
         except Exception as e:
-            raise QuantizationError(f"int8 dynamic quantization failed: {_one_line(e)}") from None
+            raise QuantizationError(f"int8 dynamic quantization failed: {one_line(e)}") from None
         quantized = onnx.load(str(dst))
         ops = {n.op_type for n in quantized.graph.node}
         if "ConvInteger" in ops:
@@ -170,7 +170,7 @@ class Float16:
             # inputs and outputs stay float32 so callers feed the same arrays as before
             out = convert_float_to_float16(model, keep_io_types=True)
         except Exception as e:
-            raise QuantizationError(f"fp16 conversion failed: {_one_line(e)}") from None
+            raise QuantizationError(f"fp16 conversion failed: {one_line(e)}") from None
         M.toposort(out)  # the converter appends its input Casts at the end
         return out, Outcome(weights="float16", io="float32")
 
