@@ -150,12 +150,17 @@ def cmd_targets(args) -> int:
     from edge import report, targets
 
     if args.name:
-        t = targets.get(args.name)
-        print(json.dumps(t.as_dict(), indent=2)) if args.json else report.print_target(t.as_dict())
+        t = targets.get(args.name).as_dict()
+        if args.json:
+            print(json.dumps(t, indent=2))
+        else:
+            report.print_target(t)
     else:
-        found = targets.all_targets()
-        print(json.dumps({k: t.as_dict() for k, t in found.items()}, indent=2)) if args.json else \
-            report.print_targets([t.as_dict() for t in found.values()])
+        found = {k: t.as_dict() for k, t in targets.all_targets().items()}
+        if args.json:
+            print(json.dumps(found, indent=2))
+        else:
+            report.print_targets(list(found.values()))
     return 0
 
 
