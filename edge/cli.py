@@ -89,6 +89,11 @@ def parser() -> argparse.ArgumentParser:
     bld.add_argument("--threads", type=int, help="default inference threads in the executable (target's default)")
     bld.add_argument("--runtime-wheel", type=Path, metavar="WHEEL",
                      help="an onnxruntime wheel to use instead of PyPI's (e.g. a vendor build for Jetson)")
+    bld.add_argument("--app", choices=["voice-commands"],
+                     help="what the executable runs besides the bare model: voice-commands listens to a microphone "
+                          "or WAV file and prints detected keywords")
+    bld.add_argument("--labels", type=Path, metavar="FILE.json",
+                     help="class names in output order, for --app voice-commands (demos/kws/model/labels.json)")
     add_optimize_options(bld)
 
     run = sub.add_parser("run", help="run an edgepack executable here (emulated if built for another arch)")
@@ -141,7 +146,10 @@ def cmd_build(args) -> int:
         raise UsageError("--threads must be >= 1")
     opts = builder.BuildOptions(model=args.model, output=args.output, target=args.target, onedir=args.onedir,
                                 threads=args.threads, runtime_wheel=args.runtime_wheel,
-                                optimize=optimize_fields(args))
+                                optimize=optimize_fields(args), app=args.app,
+                                app_options={"labels": args.labels})
+    if args.labels and not args.app:
+        raise UsageError("--labels goes with --app voice-commands")
     builder.build(opts, progress=lambda text: print(text, file=sys.stderr, flush=True))
     return 0
 

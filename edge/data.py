@@ -1,6 +1,6 @@
 """Sample data for calibration and evaluation: an `.npz` (one array per input name, first axis =
-samples, optional `labels`) or a folder of `.npz`/`.npy` files (concatenated in name order; a bare
-`.npy` belongs to the model's only input)."""
+samples, optional `labels`; text arrays are per-sample notes and ignored) or a folder of `.npz`/`.npy`
+files (concatenated in name order; a bare `.npy` belongs to the model's only input)."""
 
 from __future__ import annotations
 
@@ -65,6 +65,8 @@ def _read(file: Path, specs: list[TensorSpec]) -> dict[str, np.ndarray]:
 def _validate(arrays: dict[str, np.ndarray], specs: list[TensorSpec], source: str) -> Samples:
     expected = {s.name for s in specs}
     labels = arrays.pop(LABELS, None)
+    for name in [n for n, a in arrays.items() if n not in expected and a.dtype.kind in "US"]:
+        del arrays[name]  # text per sample (e.g. which voice or engine): notes, never a model input
     unknown = sorted(set(arrays) - expected)
     missing = sorted(expected - set(arrays))
     if unknown or missing:

@@ -17,7 +17,7 @@ import onnx
 
 from edge import __version__, data, pipeline, targets
 from edge import model as M
-from edge.bundle import contents, elf, envs, pyinstaller, verify
+from edge.bundle import apps, contents, elf, envs, pyinstaller, verify
 from edge.errors import BuildError, OutputError
 
 VERIFY_SAMPLES = 8
@@ -32,6 +32,8 @@ class BuildOptions:
     threads: int | None = None
     runtime_wheel: Path | None = None
     optimize: dict = field(default_factory=dict)  # pipeline.Options fields
+    app: str | None = None  # a name in apps.APPS
+    app_options: dict = field(default_factory=dict)
 
 
 class Steps:
@@ -104,6 +106,9 @@ def build(opts: BuildOptions, progress=print) -> dict:
     pipeline.ensure_writable(opts.output)
     if opts.output.is_dir() and not opts.onedir:
         raise OutputError(f"{opts.output}: is a folder; remove it or choose another -o")
+    app = apps.APPS[opts.app] if opts.app else None
+    if app:  # check the model and the app's files before minutes of work
+        app.configure(M.load(opts.model), opts.app_options)
     steps = Steps(progress)
     work = Path(tempfile.mkdtemp(prefix=f".edge-build-{name}-", dir=opts.output.parent))
     try:
@@ -111,18 +116,20 @@ def build(opts: BuildOptions, progress=print) -> dict:
         opt_options = pipeline.Options(model=opts.model, output=optimized_path, **opts.optimize)
         opt_report = steps.run("optimize", pipeline.optimize, opt_options, lambda s: steps.say(f"  optimize: {s}"))
         optimized = M.load(optimized_path)
-        env = steps.run("build environment", envs.ensure, target, steps.say, opts.runtime_wheel)
+        env = steps.run("build environment", envs.ensure, target, steps.say, opts.runtime_wheel, app)
         threads = opts.threads or target.default_threads
         stage = work / "stage"
         payload = stage / "data"
         payload.mkdir(parents=True)
         shutil.copyfile(optimized_path, payload / "model.onnx")
         man = manifest(name, optimized, "model.onnx", target, env, threads, opt_report)
+        if app:
+            man["app"] = app.configure(optimized, opts.app_options)
         (payload / "manifest.json").write_text(json.dumps(man, indent=2))
         log = envs.cache_dir() / "logs" / f"pyinstaller-{name}.log"
         log.unlink(missing_ok=True)
         built = steps.run("PyInstaller" + (" (emulated)" if env.emulated else ""), pyinstaller.build, env, stage,
-                          payload, name, opts.onedir, "ort", log, steps.say, strip_tool=env.strip_tool)
+                          payload, name, opts.onedir, "ort", log, steps.say, strip_tool=env.strip_tool, app=app)
         binaries = work / "binaries"
         inside = steps.run("inspect bundle", contents.inspect, env, built, binaries)
         if inside["forbidden_modules"]:
@@ -142,6 +149,7 @@ def build(opts: BuildOptions, progress=print) -> dict:
             "target": target.as_dict(), "manifest": man, "build_env": env.as_dict(),
             "runtime_wheel": {"path": str(opts.runtime_wheel), "sha256": _sha256(opts.runtime_wheel)}
             if opts.runtime_wheel else None,
+            "app": {"name": app.name, "system_libraries": list(app.system_libraries)} if app else None,
             "components": inside["components"], "bundle_entries": inside["entries"], "glibc": elf_report,
             "verification": checked, "step_seconds": steps.seconds,
             "total_seconds": round(time.monotonic() - steps.start, 1), "optimize": opt_report,

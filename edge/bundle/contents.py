@@ -56,6 +56,7 @@ FORBIDDEN = ("onnx", "onnxruntime.quantization", "onnxruntime.transformers", "Py
 
 
 BACKENDS = ("onnxruntime", "mxnet")
+AUDIO = ("libportaudio", "libjack", "libdb-", "_cffi_backend", "_sounddevice", "sounddevice", "cffi")
 
 
 def component(name: str) -> str:
@@ -63,6 +64,7 @@ def component(name: str) -> str:
     if name.startswith("PYZ:"):
         top = name[4:].split(".")[0]
         return {"numpy": "numpy", "edge": "edgepack runtime"}.get(top, "runtime backend" if top in BACKENDS
+                                                                   else "audio" if top.startswith(AUDIO)
                                                                    else "python")
     n = name.removeprefix("_internal/")
     if n.startswith("edgepack/"):
@@ -70,6 +72,8 @@ def component(name: str) -> str:
     if n.startswith(("numpy/", "numpy.libs/", "libscipy_openblas", "libopenblas", "libgfortran", "libquadmath",
                      "libblas", "liblapack")):
         return "numpy"
+    if n.startswith(AUDIO):
+        return "audio"
     if n.split("/")[0] in BACKENDS or n.split("/")[0].endswith(".libs") and n.startswith(BACKENDS):
         return "runtime backend"
     if n.startswith(("libpython", "python3", "base_library", "pyi", "struct")) or "/" not in n and "." not in n:

@@ -8,12 +8,14 @@ import json
 import os
 import platform
 import shutil
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from edge.bundle import prefix
+from edge.bundle.apps import App
 from edge.bundle.proc import run_logged
 from edge.errors import BuildError, TargetError
 from edge.targets import Target
@@ -51,15 +53,17 @@ def cache_dir() -> Path:
     return Path(os.environ.get("EDGEPACK_CACHE") or Path.home() / ".cache" / "edgepack")
 
 
-def requirements(target: Target, runtime_wheel: Path | None = None) -> list[str]:
+def requirements(target: Target, runtime_wheel: Path | None = None, app: App | None = None) -> list[str]:
     rt = target.runtime
     ort_spec = str(runtime_wheel) if runtime_wheel else f"onnxruntime=={rt['onnxruntime']}"
-    return [f"numpy=={rt['numpy']}", ort_spec, f"pyinstaller=={rt['pyinstaller']}"]
+    return [f"numpy=={rt['numpy']}", ort_spec, f"pyinstaller=={rt['pyinstaller']}", *(app.pip if app else ())]
 
 
-def env_key(target: Target, runtime_wheel: Path | None = None) -> str:
+def env_key(target: Target, runtime_wheel: Path | None = None, app: App | None = None) -> str:
     spec = {"format": ENV_FORMAT, "base": target.base, "python": platform.python_version(),
             "arch": target.arch, "runtime": target.runtime}
+    if app:  # an app's packages make another environment; the bare runtime's stays as small as before
+        spec["app"] = {"pip": list(app.pip), "debs": list(app.debs)}
     if runtime_wheel:
         spec["runtime_wheel"] = hashlib.sha256(runtime_wheel.read_bytes()).hexdigest()
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
@@ -82,7 +86,7 @@ def check_wheel(wheel: Path, target: Target) -> None:
                           f"{target.python} ({want})")
 
 
-def ensure(target: Target, progress, runtime_wheel: Path | None = None) -> BuildEnv:
+def ensure(target: Target, progress, runtime_wheel: Path | None = None, app: App | None = None) -> BuildEnv:
     if target.base not in BASES:
         raise TargetError(f"{target.path}: base {target.base!r} is unknown; use one of {', '.join(BASES)}")
     if target.base == "host" and target.arch != platform.machine():
@@ -91,8 +95,8 @@ def ensure(target: Target, progress, runtime_wheel: Path | None = None) -> Build
         prefix.check_emulation(target.arch)
     if runtime_wheel:
         check_wheel(runtime_wheel, target)
-    key = env_key(target, runtime_wheel)
-    path = cache_dir() / "envs" / f"{target.name}-{key}"
+    key = env_key(target, runtime_wheel, app)
+    path = cache_dir() / "envs" / f"{target.name}{'-' + app.name if app else ''}-{key}"
     python = path / "bin" / "python"
     ready = path / ".ready"
     start = time.monotonic()
@@ -106,7 +110,8 @@ def ensure(target: Target, progress, runtime_wheel: Path | None = None) -> Build
     log.unlink(missing_ok=True)
     progress(f"build environment: creating {path} (first build for this target; log: {log})")
     try:
-        packages = BASES[target.base](tmp, target, log, progress, requirements(target, runtime_wheel))
+        packages = BASES[target.base](tmp, target, log, progress, requirements(target, runtime_wheel, app),
+                                      app.debs if app else ())
         if runtime_wheel:
             packages["onnxruntime_wheel"] = {"file": runtime_wheel.name,
                                              "sha256": hashlib.sha256(runtime_wheel.read_bytes()).hexdigest()}
@@ -123,8 +128,12 @@ def ensure(target: Target, progress, runtime_wheel: Path | None = None) -> Build
     return BuildEnv(path, python, True, time.monotonic() - start, json.loads(ready.read_text()))
 
 
-def _create_host(tmp: Path, target: Target, log: Path, progress, pins: list[str]) -> dict:
-    """A venv of the Python running edge, for the same architecture."""
+def _create_host(tmp: Path, target: Target, log: Path, progress, pins: list[str], debs=()) -> dict:
+    """A venv of the Python running edge, for the same architecture; `debs` must be installed on this machine."""
+    missing = [d for d in debs if not _installed(d)]
+    if missing:
+        raise TargetError(f"the build needs Debian package(s) {', '.join(missing)} on this machine: as root, "
+                          f"apt-get install -y {' '.join(missing)}")
     shutil.rmtree(tmp)
     run_logged([sys.executable, "-m", "venv", tmp], log, "creating the venv", progress)
     pip = [tmp / "bin" / "python", "-m", "pip", "install", "--disable-pip-version-check", "--no-input"]
@@ -144,6 +153,14 @@ def _create_host(tmp: Path, target: Target, log: Path, progress, pins: list[str]
     progress("build environment: installing " + ", ".join(pins))
     run_logged(pip + pins, log, "installing the runtime packages", progress)
     return {"numpy_build": numpy_build}
+
+
+def _installed(deb: str) -> bool:
+    try:
+        out = subprocess.run(["dpkg-query", "-W", "-f=${Status}", deb], capture_output=True, text=True).stdout
+    except OSError:  # not a Debian system: PyInstaller will warn if the library is missing
+        return True
+    return "install ok installed" in out
 
 
 BASES = {"host": _create_host, "debian-prefix": prefix.create}

@@ -63,14 +63,14 @@ def _apt(root: Path, suite: str, arch: str) -> list[str]:
             "-oDebug::NoLocking=1", "-oAPT::Sandbox::User=root"]
 
 
-def create(path: Path, target, log: Path, progress, pins: list[str]) -> dict:
+def create(path: Path, target, log: Path, progress, pins: list[str], extra_debs=()) -> dict:
     """Make the prefix, site-packages and wrappers under `path`; return what was installed."""
     arch, suite, py = target.arch, target.runtime["debian"], target.python
     check_emulation(arch)
     apt = _apt(path / "apt", suite, arch)
     progress(f"build environment: Debian {suite} {DEB_ARCH[arch]} package lists")
     run_logged(["apt-get", *apt, "update"], log, "apt-get update", progress)
-    roots = [f"python{py}-minimal", f"libpython{py}", f"libpython{py}-stdlib", "libstdc++6", "zlib1g"]
+    roots = [f"python{py}-minimal", f"libpython{py}", f"libpython{py}-stdlib", "libstdc++6", "zlib1g", *extra_debs]
     closure = subprocess.run(["apt-cache", *apt, "depends", "--recurse", "--no-recommends", "--no-suggests",
                               "--no-conflicts", "--no-breaks", "--no-replaces", "--no-enhances", *roots],
                              capture_output=True, text=True, check=True).stdout

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from edge.bundle.apps import App
 from edge.bundle.envs import BuildEnv
 from edge.bundle.proc import run_logged
 
@@ -49,7 +50,7 @@ def _strip(entries):
         out.append((name, path, kind))
     return out
 
-a.binaries = _strip(a.binaries)
+a.binaries = _strip([b for b in a.binaries if os.path.basename(b[0]) not in {system!r}])
 pyz = PYZ(a.pure)
 {tail}
 """
@@ -59,7 +60,7 @@ ONEDIR = """exe = EXE(pyz, a.scripts, [], exclude_binaries=True, name={name!r}, 
 coll = COLLECT(exe, a.binaries, a.datas, name={name!r}, strip=False, upx=False)"""
 
 
-def stage_runtime(stage: Path, backend_module: str) -> tuple[Path, Path]:
+def stage_runtime(stage: Path, backend_module: str, packages: tuple[str, ...] = ()) -> tuple[Path, Path]:
     """Copy the device side into a clean source tree: edge/__init__.py is empty there, so no host code can
     be imported by accident. Returns (source root, entry script)."""
     src = stage / "src"
@@ -69,21 +70,26 @@ def stage_runtime(stage: Path, backend_module: str) -> tuple[Path, Path]:
     for f in RUNTIME_SRC.glob("*.py"):
         if f.stem not in ("ort", "mx") or f.stem == backend_module:
             shutil.copy2(f, pkg / "runtime" / f.name)
+    for sub in packages:  # an app's code, e.g. audio/
+        shutil.copytree(RUNTIME_SRC / sub, pkg / "runtime" / sub, ignore=shutil.ignore_patterns("__pycache__"))
     entry = src / "edge_entry.py"
     entry.write_text("from edge.runtime.cli import main\n\nraise SystemExit(main())\n")
     return src, entry
 
 
 def build(env: BuildEnv, stage: Path, data: Path, name: str, onedir: bool, backend_module: str,
-          log: Path, progress, strip_tool: str = "strip") -> Path:
+          log: Path, progress, strip_tool: str = "strip", app: App | None = None) -> Path:
     excludes = EXCLUDES + (NUMPY2_EXCLUDES if int(env.packages.get("numpy", "2").split(".")[0]) >= 2 else [])
-    src, entry = stage_runtime(stage, backend_module)
+    if app:
+        excludes = [m for m in excludes if m not in app.keep]
+    src, entry = stage_runtime(stage, backend_module, app.runtime_packages if app else ())
     work = stage / "work"
     work.mkdir()
     tail = (ONEDIR if onedir else ONEFILE).format(name=name)
     spec = work / f"{name}.spec"
     spec.write_text(SPEC.format(entry=str(entry), src=str(src), data=str(data), excludes=excludes, strip=STRIP,
-                                hidden=[f"edge.runtime.{backend_module}", *HIDDEN], work=str(work),
+                                hidden=[f"edge.runtime.{backend_module}", *HIDDEN, *(app.hidden if app else ())],
+                                system=list(app.system_libraries) if app else [], work=str(work),
                                 strip_tool=strip_tool,
                                 tail=tail))
     dist = stage / "dist"

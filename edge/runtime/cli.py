@@ -136,8 +136,24 @@ def synthetic_feed(inputs: list[Spec]) -> dict[str, np.ndarray]:
 def main(argv: list[str] | None = None) -> int:
     name = Path(sys.argv[0]).name
     try:
-        args = parser(name).parse_args(argv)
         manifest = bundled.manifest()
+    except (OSError, ValueError) as e:
+        print(f"{name}: error: this executable's manifest is unreadable ({e}); rebuild it", file=sys.stderr)
+        return EXIT_RUNTIME
+    if manifest.get("app", {}).get("name") == "voice-commands":
+        from .audio import app  # only app executables carry the audio package
+
+        return app.main(argv, manifest)
+    try:
+        args = parser(name).parse_args(argv)
+    except InputError as e:
+        print(f"{name}: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    return run_model(args, manifest, name)
+
+
+def run_model(args, manifest: dict, name: str) -> int:
+    try:
         if args.info:
             print(json.dumps(manifest, indent=2))
             return 0

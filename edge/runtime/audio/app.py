@@ -1,0 +1,238 @@
+"""The voice-command app: stream a microphone (or a WAV file through the same path) into the model,
+one 1 s window every hop, and print one line per detected keyword."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from .. import bundled
+from ..cli import EXIT_RUNTIME, EXIT_USAGE, InputError, parser, run_model
+from ..session import open_session
+from . import features
+from .detector import Detection, Detector, softmax
+from .mic import AudioError, Microphone, find_device, import_sounddevice, input_devices
+from .resample import Resampler, to_mono
+from .streaming import StreamingLogMel
+from .wavfile import WavError, WavReader
+
+EXIT_AUDIO = 4  # no input device, device lost, unreadable WAV
+RATE = features.SAMPLE_RATE
+
+
+def audio_parser(name: str, app: dict) -> argparse.ArgumentParser:
+    p = parser(name)
+    p.description = (f"Listen for the keywords {', '.join(k for k in app['labels'] if not k.startswith('_'))} "
+                     "(edgepack voice-command app). The model flags below run the bare model.")
+    g = p.add_argument_group("listening")
+    g.add_argument("--mic", action="store_true", help="listen to a microphone (Ctrl-C stops with a summary)")
+    g.add_argument("--device", metavar="N|NAME", help="input device index or (part of its) name; see --list-devices")
+    g.add_argument("--list-devices", action="store_true", help="list audio input devices and exit")
+    g.add_argument("--wav", type=Path, metavar="FILE", help="stream a WAV file (any rate, any channels) instead")
+    g.add_argument("--fast", action="store_true", help="with --wav: as fast as possible instead of real time")
+    g.add_argument("--hop-ms", type=int, default=round(app["hop_s"] * 1000),
+                   help="evaluate the last second every HOP ms (multiple of 10; default %(default)s)")
+    g.add_argument("--threshold", action="append", default=[], metavar="X|LABEL=X",
+                   help=f"score needed to report a keyword (default {app['threshold']}); LABEL=X for one keyword")
+    g.add_argument("--smooth", type=int, default=app["smooth"],
+                   help="average the scores of the last N windows (default %(default)s)")
+    g.add_argument("--refractory", type=float, default=app["refractory_s"], metavar="S",
+                   help="no new detection for S seconds after one (default %(default)s)")
+    g.add_argument("--silence-warn", type=float, default=5.0, metavar="S",
+                   help="warn after S seconds of digital silence from the microphone (default %(default)s)")
+    g.add_argument("--verbose", action="store_true", help="timing of every window on stderr")
+    return p
+
+
+def thresholds(items: list[str], app: dict) -> tuple[float, dict[str, float]]:
+    default, per = float(app["threshold"]), dict(app.get("thresholds", {}))
+    for item in items:
+        label, sep, value = item.rpartition("=")
+        try:
+            x = float(value)
+        except ValueError:
+            raise InputError(f"--threshold {item}: not a number") from None
+        if not 0 < x <= 1:
+            raise InputError(f"--threshold {item}: must be in (0, 1]")
+        if not sep:
+            default = x
+        elif label not in app["labels"] or label.startswith("_"):
+            raise InputError(f"--threshold {item}: unknown keyword {label!r}")
+        else:
+            per[label] = x
+    return default, per
+
+
+class Listener:
+    """Everything after the audio source: rebuffering to hops, features, inference, detection, output."""
+
+    def __init__(self, session, manifest: dict, args, out):
+        app = manifest["app"]
+        self.session, self.input_name, self.logits = session, manifest["inputs"][0]["name"], app["scores"] == "logits"
+        self.hop = RATE * args.hop_ms // 1000
+        self.frontend = StreamingLogMel(int(RATE * app["window_s"]))
+        default, per = thresholds(args.threshold, app)
+        self.detector = Detector(app["labels"], default, per, args.smooth, args.refractory)
+        self.labels, self.verbose, self.out = app["labels"], args.verbose, out
+        self.pending = np.zeros(0, np.float32)
+        self.samples = 0
+        self.windows, self.feature_s, self.inference_s, self.detections = 0, 0.0, 0.0, []
+
+    def feed(self, audio: np.ndarray) -> None:
+        self.pending = np.concatenate([self.pending, audio])
+        while len(self.pending) >= self.hop:
+            block, self.pending = self.pending[: self.hop], self.pending[self.hop :]
+            self._window(block)
+
+    def _window(self, block: np.ndarray) -> None:
+        t0 = time.perf_counter()
+        x = self.frontend.push(block)
+        t1 = time.perf_counter()
+        scores = self.session.run({self.input_name: x})[0][0]
+        t2 = time.perf_counter()
+        self.samples += len(block)
+        self.windows += 1
+        self.feature_s += t1 - t0
+        self.inference_s += t2 - t1
+        probs = softmax(scores) if self.logits else scores
+        hit = self.detector.step(probs, self.samples / RATE)
+        if self.verbose:
+            top = int(np.argmax(probs))
+            print(f"t={self.samples / RATE:.2f}s features {1e3 * (t1 - t0):.2f} ms inference {1e3 * (t2 - t1):.2f} ms "
+                  f"top {self.labels[top]} {probs[top]:.2f}", file=sys.stderr, flush=True)
+        if hit:
+            self.detections.append(hit)
+            self.out(hit)
+
+    def summary(self, extra: str = "") -> str:
+        secs = self.samples / RATE
+        n = max(1, self.windows)
+        per_window = (self.feature_s + self.inference_s) / n
+        rtf = per_window / (self.hop / RATE)
+        return (f"{secs:.1f} s of audio, {self.windows} windows, {len(self.detections)} detection(s); per window: "
+                f"features {1e3 * self.feature_s / n:.2f} ms, inference {1e3 * self.inference_s / n:.2f} ms "
+                f"(real-time factor {rtf:.3f}){extra}")
+
+
+def printer(as_json: bool):
+    def out(d: Detection) -> None:
+        if as_json:
+            print(json.dumps(d.as_dict()), flush=True)
+        else:
+            print(f"[{d.t:7.2f} s]  {d.label:<6} {d.score:.2f}", flush=True)
+    return out
+
+
+def wav_audio(path: Path, fast: bool, window_s: float) -> Iterator[np.ndarray]:
+    reader = WavReader(path)
+    try:
+        resample = Resampler(reader.rate, RATE)
+        start, sent = time.monotonic(), 0
+        for block in reader.blocks(max(1, reader.rate // 10)):
+            y = resample(to_mono(block))
+            if not fast:  # real time: never run ahead of the wall clock
+                time.sleep(max(0.0, start + sent / RATE - time.monotonic()))
+            sent += len(y)
+            yield y
+        # a word at the very end of the file must pass through a whole window too
+        yield resample(np.zeros(int(reader.rate * window_s) + 64, np.float32))
+    finally:
+        reader.close()
+
+
+def mic_audio(sd, args, status) -> Iterator[np.ndarray]:
+    device = find_device(sd, args.device)
+    with Microphone(sd, device, RATE, args.hop_ms / 1000) as mic:
+        status["mic"] = mic
+        rate_note = "" if mic.rate == RATE else f", resampled from {mic.rate} Hz"
+        print(f"listening on {device['index']}: {device['name']} ({mic.rate} Hz{rate_note}); Ctrl-C stops",
+              file=sys.stderr, flush=True)
+        resample = Resampler(mic.rate, RATE)
+        silent_for, warned = 0.0, False
+        while True:
+            block = mic.read(timeout_s=max(2.0, 20 * args.hop_ms / 1000))
+            if np.any(block):
+                if warned:
+                    print("audio is back", file=sys.stderr, flush=True)
+                silent_for, warned = 0.0, False
+            else:
+                silent_for += len(block) / mic.rate
+                if silent_for >= args.silence_warn and not warned:
+                    print(f"warning: no audio: the input has been digital silence for {silent_for:.0f} s "
+                          "(muted or dead microphone?)", file=sys.stderr, flush=True)
+                    warned = True
+            yield resample(block)
+
+
+def list_devices(sd, as_json: bool) -> int:
+    devices = input_devices(sd)
+    if as_json:
+        print(json.dumps(devices))
+    elif not devices:
+        print("no audio input devices")
+    for d in [] if as_json else devices:
+        print(f"{'*' if d['default'] else ' '} {d['index']:3d}  {d['name']}  ({d['channels']} ch, "
+              f"{d['default_rate']:.0f} Hz)")
+    return 0
+
+
+def _stop(signum, frame):
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None, manifest: dict) -> int:
+    name = Path(sys.argv[0]).name
+    app = manifest["app"]
+    try:
+        args = audio_parser(name, app).parse_args(argv)
+        listening = args.mic or args.wav or args.list_devices
+        if not listening:
+            return run_model(args, manifest, name)
+        if sum(map(bool, (args.mic, args.wav, args.list_devices))) > 1:
+            raise InputError("give one of --mic, --wav, --list-devices")
+        if args.hop_ms < 10 or args.hop_ms % 10 or args.hop_ms > 1000:
+            raise InputError("--hop-ms must be a multiple of 10 between 10 and 1000")
+        if args.fast and not args.wav:
+            raise InputError("--fast goes with --wav")
+        as_json = args.json or not sys.stdout.isatty()
+        sd = import_sounddevice() if args.mic or args.list_devices else None
+        if args.list_devices:
+            return list_devices(sd, as_json)
+        try:
+            session = open_session(manifest, bundled.model_path(manifest), args.threads or int(manifest["threads"]))
+        except Exception as e:  # noqa: BLE001 - backend failures are not the user's flags
+            print(f"{name}: error: the {manifest['backend']['name']} backend cannot load the model: {e}",
+                  file=sys.stderr)
+            return EXIT_RUNTIME
+        listener = Listener(session, manifest, args, printer(as_json))
+        status: dict = {}
+        signal.signal(signal.SIGTERM, _stop)
+        code, how = 0, "end of file" if args.wav else ""
+        try:
+            audio = wav_audio(args.wav, args.fast, app["window_s"]) if args.wav else mic_audio(sd, args, status)
+            for block in audio:
+                listener.feed(block)
+        except KeyboardInterrupt:
+            how = "stopped"
+        except AudioError as e:
+            print(f"{name}: error: {e}", file=sys.stderr)
+            code, how = EXIT_AUDIO, "input lost"
+        mic = status.get("mic")
+        drops = f"; dropped {mic.dropped_frames} frames, {mic.overflows} overflow(s)" if mic else ""
+        print(f"{name}: {how}: {listener.summary(drops)}", file=sys.stderr, flush=True)
+        return code
+    except InputError as e:
+        print(f"{name}: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except (AudioError, WavError) as e:
+        print(f"{name}: error: {e}", file=sys.stderr)
+        return EXIT_AUDIO
+    except KeyboardInterrupt:
+        return 0
