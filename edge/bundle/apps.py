@@ -52,13 +52,13 @@ def _voice_commands(model: onnx.ModelProto, options: dict) -> dict:
     labels = meta["labels"]
     ins, outs = M.inputs(model), M.outputs(model)
     want = [1, features.N_MELS, features.N_FRAMES]
-    if len(ins) != 1 or [d for d in ins[0].shape[1:]] != want or ins[0].dtype != "float32":
-        got = "; ".join(s.describe() for s in ins)
+    if len(ins) != 1 or list(ins[0].shape or [])[1:] != want or str(ins[0].dtype) != "float32":
+        got = "; ".join(f"{s.name} {s.dtype}{list(s.shape or [])}" for s in ins)
         raise ModelError(f"the voice-commands app feeds one float32 log-mel input [N, {', '.join(map(str, want))}] "
                          f"(edge/runtime/audio/features.py); the model has {got}")
     classes = outs[0].shape[-1] if outs and outs[0].shape else None
     if classes != len(labels):
-        raise ModelError(f"the model's first output {outs[0].describe() if outs else '(none)'} does not give one "
+        raise ModelError(f"the model's first output {outs[0].name} {list(outs[0].shape or [])} does not give one "
                          f"score per label: {options.get('labels')} has {len(labels)} labels")
     kind = str(meta.get("output_kind", "logits"))
     return {

@@ -192,15 +192,17 @@ def main(argv: list[str] | None, manifest: dict) -> int:
     app = manifest["app"]
     try:
         args = audio_parser(name, app).parse_args(argv)
-        listening = args.mic or args.wav or args.list_devices
-        if not listening:
+        if args.fast and not args.wav:
+            raise InputError("--fast goes with --wav")
+        if not (args.mic or args.wav or args.list_devices):
+            if not (args.info or args.input or args.paths or args.samples or args.bench):
+                raise InputError("nothing to do: give --mic, --wav FILE or --list-devices (model flags: --info, "
+                                 "--input, --samples, --bench)")
             return run_model(args, manifest, name)
         if sum(map(bool, (args.mic, args.wav, args.list_devices))) > 1:
             raise InputError("give one of --mic, --wav, --list-devices")
         if args.hop_ms < 10 or args.hop_ms % 10 or args.hop_ms > 1000:
             raise InputError("--hop-ms must be a multiple of 10 between 10 and 1000")
-        if args.fast and not args.wav:
-            raise InputError("--fast goes with --wav")
         as_json = args.json or not sys.stdout.isatty()
         sd = import_sounddevice() if args.mic or args.list_devices else None
         if args.list_devices:
