@@ -1,0 +1,214 @@
+#!/usr/bin/env python3
+"""The voice-command executable on long streams: detection rate, wrong labels, false alarms per hour,
+detection latency, real-time factor; fp32 against int8; streaming features against recomputing the
+whole window (the naive front end), all in one run.
+
+    nice python3 demos/kws/streams.py              # once: the streams (git-ignored, ~1 h of audio)
+    .venv/bin/python benchmarks/voice.py [--out benchmarks/results/voice.json]
+
+Headline figures come from the real executables (`--wav FILE --fast --json --threads 1`). The
+threshold sweep replays the same runtime code in this process (StreamingLogMel, onnxruntime, Detector)
+on cached window scores, since running the executable once per threshold would take an hour."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from edge.bundle import builder  # noqa: E402
+from edge.runtime.audio import features  # noqa: E402
+from edge.runtime.audio.detector import Detector, softmax  # noqa: E402
+from edge.runtime.audio.streaming import StreamingLogMel  # noqa: E402
+from edge.runtime.audio.wavfile import WavReader  # noqa: E402
+
+KWS = ROOT / "demos" / "kws"
+MODEL = KWS / "model"
+STREAMS = KWS / ".data" / "streams"
+FIRST_CONV = "/features/features.0/features.0.0/Conv"  # kept in float for int8: see demos/kws/README.md
+AFTER_END_S = 1.5  # a detection belongs to a word when it comes between its start and 1.5 s after its end
+SWEEP = [0.5, 0.6, 0.7, 0.8, 0.9]
+
+
+def build(kind: str, work: Path, progress) -> tuple[Path, dict]:
+    opt = {"eval": MODEL / "heldout.npz"}
+    if kind == "int8":
+        opt |= {"quantize": "int8", "calibration": MODEL / "calib.npz", "exclude_nodes": [FIRST_CONV]}
+    out = work / f"voice-{kind}"
+    report = builder.build(builder.BuildOptions(model=MODEL / "kws.onnx", output=out, target="x86_64",
+                                                optimize=opt, app="voice-commands",
+                                                app_options={"labels": MODEL / "labels.json"}), progress)
+    return out, report
+
+
+def run_exe(exe: Path, wav: Path, *extra) -> tuple[list[dict], float, float]:
+    t = time.monotonic()
+    r = subprocess.run([str(exe), "--wav", str(wav), "--fast", "--json", "--threads", "1", *extra],
+                       capture_output=True, text=True, check=True)
+    wall = time.monotonic() - t
+    rtf = float(re.search(r"real-time factor ([0-9.]+)", r.stderr).group(1))
+    return [json.loads(ln) for ln in r.stdout.splitlines()], wall, rtf
+
+
+def score_keywords(hits: list[dict], truth: list[dict]) -> dict:
+    owner = {}
+    stray, wrong, dup = [], [], 0
+    for h in hits:
+        near = [i for i, w in enumerate(truth) if w["start_s"] <= h["t"] <= w["end_s"] + AFTER_END_S]
+        if not near:
+            stray.append(h)
+            continue
+        i = near[0]
+        if truth[i]["label"] != h["label"]:
+            wrong.append({**h, "spoken": truth[i]["label"], "voice": truth[i]["voice"]})
+        elif i in owner:
+            dup += 1
+        else:
+            owner[i] = h
+    latency = sorted(owner[i]["t"] - truth[i]["end_s"] for i in owner)
+    per_label: dict[str, list[int]] = {}
+    for i, w in enumerate(truth):
+        per_label.setdefault(w["label"], [0, 0])[0] += i in owner
+        per_label[w["label"]][1] += 1
+    return {"words": len(truth), "detected": len(owner), "detection_rate": len(owner) / max(1, len(truth)),
+            "wrong_label": len(wrong), "duplicates": dup, "stray": len(stray),
+            "latency_after_word_end_s": {"median": _pct(latency, 50), "p90": _pct(latency, 90)},
+            "per_label": {k: f"{a}/{b}" for k, (a, b) in sorted(per_label.items())}, "wrong": wrong[:20]}
+
+
+def _pct(x: list[float], q: float) -> float | None:
+    return round(float(np.percentile(x, q)), 3) if x else None
+
+
+def wav_seconds(path: Path) -> float:
+    r = WavReader(path)
+    n = sum(len(b) for b in r.blocks(1 << 16))
+    r.close()
+    return n / r.rate
+
+
+def window_scores(model_path: Path, wav: Path, hop: int = 1600) -> np.ndarray:
+    """[windows, classes] scores, computed by the same runtime code the executable runs."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    sess = ort.InferenceSession(str(model_path), opts, providers=["CPUExecutionProvider"])
+    name = sess.get_inputs()[0].name
+    stream, out, pending = StreamingLogMel(), [], np.zeros(0, np.float32)
+    r = WavReader(wav)
+    assert r.rate == features.SAMPLE_RATE and r.channels == 1, wav
+    blocks = list(r.blocks(hop)) + [np.zeros((features.CLIP_SAMPLES, 1), np.float32)]
+    for b in blocks:
+        pending = np.concatenate([pending, b[:, 0]])
+        while len(pending) >= hop:
+            out.append(softmax(sess.run(None, {name: stream.push(pending[:hop])})[0][0]))
+            pending = pending[hop:]
+    r.close()
+    return np.array(out)
+
+
+def replay(scores: np.ndarray, labels: list[str], threshold: float) -> list[dict]:
+    det = Detector(labels, threshold, smooth=3, refractory_s=1.0)
+    return [d.as_dict() for i, s in enumerate(scores) if (d := det.step(s, (i + 1) * 0.1))]
+
+
+def front_end_cost(seconds: float = 30.0) -> dict:
+    """Per-hop cost of the streaming front end against recomputing all 98 frames (the naive way)."""
+    x = np.random.default_rng(0).standard_normal(int(seconds * 16000)).astype(np.float32) * 0.05
+    hops = range(0, len(x) - 1600 + 1, 1600)
+    t = time.perf_counter()
+    s = StreamingLogMel()
+    for i in hops:
+        s.push(x[i : i + 1600])
+    streaming = (time.perf_counter() - t) / len(hops)
+    padded = np.concatenate([np.zeros(16000, np.float32), x])
+    t = time.perf_counter()
+    for i in hops:
+        features.log_mel(padded[i + 1600 : i + 1600 + 16000])
+    naive = (time.perf_counter() - t) / len(hops)
+    return {"naive_ms": round(naive * 1e3, 3), "streaming_ms": round(streaming * 1e3, 3),
+            "ratio": round(streaming / naive, 3)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "voice.json")
+    ap.add_argument("--streams", type=Path, default=STREAMS)
+    args = ap.parse_args()
+    kw_wav, neg_wav = args.streams / "keywords.wav", args.streams / "negatives.wav"
+    if not kw_wav.exists() or not neg_wav.exists():
+        sys.exit(f"{args.streams}: no streams; make them first: nice python3 demos/kws/streams.py")
+    truth = json.loads((args.streams / "keywords.json").read_text())
+    truth = truth["words"] if isinstance(truth, dict) else truth
+    labels = json.loads((MODEL / "labels.json").read_text())["labels"]
+    progress = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
+    neg_hours = wav_seconds(neg_wav) / 3600
+    result = {"streams": {"keywords_words": len(truth), "keywords_s": round(wav_seconds(kw_wav), 1),
+                          "negatives_h": round(neg_hours, 3)}, "models": {}}
+    with tempfile.TemporaryDirectory(dir=ROOT / "build" if (ROOT / "build").is_dir() else None) as tmp:
+        for kind in ("fp32", "int8"):
+            progress(f"== {kind}: edge build")
+            exe, report = build(kind, Path(tmp), progress)
+            ev = report["optimize"]["evaluation"]
+            progress(f"== {kind}: keywords stream")
+            hits, kw_wall, rtf = run_exe(exe, kw_wav)
+            row = score_keywords(hits, truth)
+            progress(f"== {kind}: keyword-free stream ({neg_hours * 60:.0f} min)")
+            neg_hits, neg_wall, neg_rtf = run_exe(exe, neg_wav)
+            row |= {"false_alarms": len(neg_hits), "false_alarms_per_hour": round(len(neg_hits) / neg_hours, 2),
+                    "false_alarm_labels": sorted({h["label"] for h in neg_hits}),
+                    "real_time_factor": neg_rtf, "wall_s_per_audio_s": round(neg_wall / (neg_hours * 3600), 4),
+                    "heldout_accuracy": ev["optimized"]["accuracy"], "model_bytes": ev["optimized"]["size_bytes"],
+                    "executable_bytes": report["bytes"]}
+            optimized = Path(tmp) / f"{kind}.onnx"
+            if kind == "int8":
+                from edge import pipeline
+
+                pipeline.optimize(pipeline.Options(model=MODEL / "kws.onnx", output=optimized, quantize="int8",
+                                                   calibration=MODEL / "calib.npz", exclude_nodes=[FIRST_CONV]),
+                                  lambda s: None)
+            else:
+                optimized = MODEL / "kws.onnx"
+            progress(f"== {kind}: threshold sweep (in-process replay)")
+            kw_scores, neg_scores = window_scores(optimized, kw_wav), window_scores(optimized, neg_wav)
+            row["sweep"] = [{"threshold": th, "detection_rate": round(score_keywords(replay(kw_scores, labels, th),
+                                                                                  truth)["detection_rate"], 3),
+                             "false_alarms_per_hour": round(len(replay(neg_scores, labels, th)) / neg_hours, 2)}
+                            for th in SWEEP]
+            result["models"][kind] = row
+    result["front_end_per_hop"] = front_end_cost()
+    print("\n| model | detected | wrong label | stray | false alarms/h | latency after word end (median, p90) | "
+          "real-time factor (1 thread) | held-out accuracy |")
+    print("|---|---|---|---|---|---|---|---|")
+    for kind, r in result["models"].items():
+        lat = r["latency_after_word_end_s"]
+        print(f"| {kind} | {r['detected']}/{r['words']} ({100 * r['detection_rate']:.1f}%) | {r['wrong_label']} | "
+              f"{r['stray']} | {r['false_alarms_per_hour']} | {lat['median']} s, {lat['p90']} s | "
+              f"{r['real_time_factor']} | {r['heldout_accuracy']:.1%} |")
+    print("\n| threshold | " + " | ".join(f"{k} detected / FA per h" for k in result["models"]) + " |")
+    print("|---|" + "---|" * len(result["models"]))
+    for i, th in enumerate(SWEEP):
+        cells = [f"{100 * r['sweep'][i]['detection_rate']:.1f}% / {r['sweep'][i]['false_alarms_per_hour']}"
+                 for r in result["models"].values()]
+        print(f"| {th} | " + " | ".join(cells) + " |")
+    fe = result["front_end_per_hop"]
+    print(f"\nfront end per 100 ms hop: whole window {fe['naive_ms']} ms, streaming {fe['streaming_ms']} ms "
+          f"({fe['ratio']}×)")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
