@@ -7,6 +7,7 @@ import pty
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +15,8 @@ import pytest
 from tests import wavs
 from tests.conftest import ROOT, edge
 from tests.pulse import VirtualMic
+
+FIRST_CONV = "/features/features.0/features.0.0/Conv"  # int8 keeps it in float (demos/kws/README.md)
 
 pytestmark = pytest.mark.slow
 MODEL, LABELS = ROOT / "demos/kws/model/kws.onnx", ROOT / "demos/kws/model/labels.json"
@@ -217,3 +220,35 @@ def test_unknown_device_lists_the_real_ones(voice_exe, mic):
     assert r.returncode == 4 and "no input device 'no-such-mic'" in r.stderr and "pulse" in r.stderr
     devices = json.loads(_run(voice_exe, "--list-devices", env=mic.env).stdout)
     assert any(d["name"] == "pulse" for d in devices)
+
+
+def test_device_that_comes_back_is_reconnected(voice_exe, mic):
+    p = _listen(voice_exe, mic, "--reconnect", "30")
+    _wait_listening(p)
+    mic.play(np.zeros(16000, np.float32))
+    time.sleep(1.5)
+    mic.kill_server()  # the "unplug"
+    mic.stop_playing()
+    time.sleep(2)
+    mic.start()  # plugged in again
+    mic.play(wavs.read16k(wavs.SAMPLE))
+    time.sleep(len(wavs.read16k(wavs.SAMPLE)) / 16000 + 5)  # reconnecting takes up to a few seconds
+    code, out, err = _stop(p)
+    mic.stop_playing()
+    assert code == 0, err
+    assert "waiting up to 30 s" in err and "reconnected on" in err and "1 reconnection(s)" in err
+    assert len({h["label"] for h in _detections(out)} & {w for _, w in wavs.expected_words()}) >= MIN_HITS - 1
+
+
+def test_raspberry_pi_build_carries_portaudio_and_hears_the_commands_under_emulation(tmp_path):
+    exe = tmp_path / "voice-rpi4"
+    edge("build", MODEL, "--app", "voice-commands", "--labels", LABELS, "--target", "rpi4", "-o", exe,
+         "--eval", ROOT / "demos/kws/model/heldout.npz", "--quantize", "int8",
+         "--calibration", ROOT / "demos/kws/model/calib.npz", "--exclude-nodes", FIRST_CONV)
+    report = json.loads((tmp_path / "voice-rpi4.report.json").read_text())
+    bundled = {Path(f).name for f in report["glibc"]["per_file"]}
+    assert "libportaudio.so.2" in bundled and "libasound.so.2" not in bundled  # ALSA is the board's own
+    assert report["glibc"]["glibc_needed"] == "2.36" and report["components"]["audio"] > 0
+    r = edge("run", exe, "--wav", wavs.SAMPLE, "--fast", "--json", "--threads", "1")
+    found, stray = _match(_detections(r.stdout))
+    assert found >= MIN_HITS - 1 and not stray, r.stdout

@@ -3,6 +3,7 @@ architecture differs (the loader and glibc come from a cached build environment 
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import subprocess
@@ -13,6 +14,8 @@ from edge.bundle.envs import cache_dir
 from edge.bundle.verify import entry_point
 from edge.errors import TargetError, UsageError
 
+DEBIAN_RELEASES = {"buster": 10, "bullseye": 11, "bookworm": 12, "trixie": 13}
+
 
 def emulation_env(arch: str) -> dict | None:
     """None when `arch` runs natively; else the environment that makes qemu find the target's loader."""
@@ -21,10 +24,14 @@ def emulation_env(arch: str) -> dict | None:
     if arch not in prefix.QEMU_BINFMT:
         raise TargetError(f"cannot run {arch} executables on {platform.machine()}")
     prefix.check_emulation(arch)
-    for env in sorted((cache_dir() / "envs").glob("*/.ready")):
+    found = []
+    for env in (cache_dir() / "envs").glob("*/.ready"):
         root = env.parent / "root"
         if root.is_dir() and any(root.glob(f"lib/ld-linux-{arch.replace('_', '-')}*.so.1")):
-            return prefix.run_env(env.parent)
+            release = json.loads(env.read_text()).get("debian", "")
+            found.append((DEBIAN_RELEASES.get(release, 0), env.stat().st_mtime, env.parent))
+    if found:  # the newest glibc runs executables built for every older one
+        return prefix.run_env(max(found)[2])
     raise TargetError(f"no {arch} system files cached in {cache_dir() / 'envs'}: build once for an {arch} target "
                       f"(e.g. edge build MODEL --target rpi4 -o dist/NAME) so edge has the loader and glibc")
 

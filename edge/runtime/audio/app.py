@@ -47,6 +47,8 @@ def audio_parser(name: str, app: dict) -> argparse.ArgumentParser:
                    help="no new detection for S seconds after one (default %(default)s)")
     g.add_argument("--silence-warn", type=float, default=5.0, metavar="S",
                    help="warn after S seconds of digital silence from the microphone (default %(default)s)")
+    g.add_argument("--reconnect", type=float, default=0.0, metavar="S",
+                   help="when the device is lost, wait up to S seconds for it to come back (default: exit)")
     g.add_argument("--verbose", action="store_true", help="timing of every window on stderr")
     return p
 
@@ -148,27 +150,54 @@ def wav_audio(path: Path, fast: bool, window_s: float) -> Iterator[np.ndarray]:
 
 
 def mic_audio(sd, args, status) -> Iterator[np.ndarray]:
-    device = find_device(sd, args.device)
-    with Microphone(sd, device, RATE, args.hop_ms / 1000) as mic:
-        status["mic"] = mic
-        rate_note = "" if mic.rate == RATE else f", resampled from {mic.rate} Hz"
-        print(f"listening on {device['index']}: {device['name']} ({mic.rate} Hz{rate_note}); Ctrl-C stops",
-              file=sys.stderr, flush=True)
-        resample = Resampler(mic.rate, RATE)
-        silent_for, warned = 0.0, False
-        while True:
-            block = mic.read(timeout_s=max(2.0, 20 * args.hop_ms / 1000))
-            if np.any(block):
-                if warned:
-                    print("audio is back", file=sys.stderr, flush=True)
-                silent_for, warned = 0.0, False
-            else:
-                silent_for += len(block) / mic.rate
-                if silent_for >= args.silence_warn and not warned:
-                    print(f"warning: no audio: the input has been digital silence for {silent_for:.0f} s "
-                          "(muted or dead microphone?)", file=sys.stderr, flush=True)
-                    warned = True
-            yield resample(block)
+    """Blocks from the microphone at 16 kHz; after a lost device, waits up to --reconnect seconds for it."""
+    silent_for, warned, lost_at = 0.0, False, None
+    while True:
+        try:
+            device = find_device(sd, args.device)
+            mic = Microphone(sd, device, RATE, args.hop_ms / 1000)
+        except AudioError:
+            if lost_at is None or time.monotonic() - lost_at > args.reconnect:
+                raise
+            time.sleep(1.0)
+            _rescan(sd)
+            continue
+        with mic:
+            status.setdefault("mics", []).append(mic)
+            rate_note = "" if mic.rate == RATE else f", resampled from {mic.rate} Hz"
+            print(f"{'reconnected' if lost_at else 'listening'} on {device['index']}: {device['name']} "
+                  f"({mic.rate} Hz{rate_note}); Ctrl-C stops", file=sys.stderr, flush=True)
+            resample = Resampler(mic.rate, RATE)
+            try:
+                while True:
+                    block = mic.read(timeout_s=max(2.0, 20 * args.hop_ms / 1000))
+                    if np.any(block):
+                        if warned:
+                            print("audio is back", file=sys.stderr, flush=True)
+                        silent_for, warned = 0.0, False
+                    else:
+                        silent_for += len(block) / mic.rate
+                        if silent_for >= args.silence_warn and not warned:
+                            print(f"warning: no audio: the input has been digital silence for {silent_for:.0f} s "
+                                  "(muted or dead microphone?)", file=sys.stderr, flush=True)
+                            warned = True
+                    yield resample(block)
+            except AudioError as e:
+                if args.reconnect <= 0:
+                    raise
+                print(f"warning: {e}; waiting up to {args.reconnect:g} s for it to come back", file=sys.stderr,
+                      flush=True)
+                lost_at = time.monotonic()
+        _rescan(sd)
+
+
+def _rescan(sd) -> None:
+    """PortAudio lists devices once, at initialisation: start it again to see a device come back."""
+    try:
+        sd._terminate()
+        sd._initialize()
+    except Exception:  # noqa: BLE001 - the next open attempt reports what is wrong
+        pass
 
 
 def list_devices(sd, as_json: bool) -> int:
@@ -226,8 +255,9 @@ def main(argv: list[str] | None, manifest: dict) -> int:
         except AudioError as e:
             print(f"{name}: error: {e}", file=sys.stderr)
             code, how = EXIT_AUDIO, "input lost"
-        mic = status.get("mic")
-        drops = f"; dropped {mic.dropped_frames} frames, {mic.overflows} overflow(s)" if mic else ""
+        mics = status.get("mics", [])
+        drops = (f"; dropped {sum(m.dropped_frames for m in mics)} frames, {sum(m.overflows for m in mics)} "
+                 f"overflow(s)" + (f", {len(mics) - 1} reconnection(s)" if len(mics) > 1 else "")) if mics else ""
         print(f"{name}: {how}: {listener.summary(drops)}", file=sys.stderr, flush=True)
         return code
     except InputError as e:
