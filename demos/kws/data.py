@@ -1,18 +1,26 @@
-"""Step 1: synthesize keyword clips offline with espeak-ng, festival and flite.
+"""Step 1: synthesize keyword clips offline with espeak-ng, festival, flite and MBROLA.
 
-    nice -n 19 python3 demos/kws/data.py     # ~3.5 min for ~11 200 clips (2 shared cores)
+    nice -n 19 python3 demos/kws/data.py     # ~7 min for ~17 300 clips (2 shared cores)
 
 Writes 1 s, 16 kHz mono clips to demos/kws/.data/clips/ (git-ignored), a manifest
 (.data/manifest.csv: engine, voice, split, label, word, variant, word start/end) and a
 bank of sox reverb impulse responses (.data/irs.npy) used by the training-time augmentation.
 
-Splits are by VOICE, never by clip:
-  train           espeak-ng voices (7 English dialects x ~90 variants) + festival kal, slt
-  heldout_voices  espeak-ng voices never trained on (dialect en-029 and 12 variants) + festival ked
-                  (used to pick the best checkpoint)
-  heldout_engine  every flite voice: a synthesizer never seen in training (pure test set).
-                  Caveat: flite kal/slt are the same speakers as festival kal/slt, so awb and
-                  rms are the truly unseen speakers; evaluate.py reports per voice.
+Splits are by VOICE, never by clip (a voice = one speaker of one synthesizer; each clip gets a random
+speed and pitch):
+  train           espeak-ng: 7 English dialects x ~90 variants (all but the held-out ones)
+                  festival: kal, slt, don (English) + voices of other languages reading phonetic
+                    respellings (accented English): Italian lp, pc; Czech dita, krb (a child), ph;
+                    Finnish suo_fi_lj, hy_fi_mv; Russian msu_ru_nsh; Catalan upc_ca_ona
+                  flite: kal, kal16, slt (the same speakers as festival kal/slt, another engine)
+  heldout_voices  whole voices never trained on, the >= 95 % figure (also picks the checkpoint):
+                  espeak-ng dialect en-029 (all variants) + 12 variants in every dialect (60 sampled),
+                  festival ked, rab (British; the same speaker as MBROLA en1), czech_machac
+  heldout_engine  a synthesizer and speakers never trained on, never used for any choice (the
+                  cross-synthesizer figure): MBROLA us1, us2, us3, en1 through festival and through
+                  espeak-ng (engine "mbrola"), flite awb and rms (speakers never seen).
+MBROLA voices (Debian non-free) are licensed for use with the MBROLA program and not "incorporated
+into any product which is sold": they are used here only to measure, never to train.
 _silence_ is not stored: it is generated (noise, room tone, hum) at training/evaluation time.
 """
 
@@ -68,12 +76,77 @@ HELDOUT_VARIANTS = {
     "robosoft3",
     "steph2",
 }
+# name: (scheme voice function, split, language of the spelling, prosody control, engine)
+#   prosody "lr":      Duration_Stretch + F0 targets of the LR intonation model (kal, ked; as before)
+#   prosody "hts":     HTS -r rate + sox pitch shift (slt; HTS ignores its own F0 option)
+#   prosody "stretch": Duration_Stretch + sox pitch shift (diphone and MBROLA voices)
+#   prosody "sox":     sox tempo + sox pitch shift (voices that ignore Duration_Stretch: clunits, HTS)
+# Non-English voices read phonetic respellings of the keywords in their own orthography (an accented
+# English "yes", "daun", "rait" ...), and the English _unknown_ words as written (Russian: Cyrillic).
 FESTIVAL_VOICES = {
-    "kal": ("voice_kal_diphone", "train"),
-    "slt": ("voice_cmu_us_slt_arctic_hts", "train"),
-    "ked": ("voice_ked_diphone", "heldout_voices"),
+    "kal": ("voice_kal_diphone", "train", "en", "lr", "festival"),
+    "slt": ("voice_cmu_us_slt_arctic_hts", "train", "en", "hts", "festival"),
+    "don": ("voice_don_diphone", "train", "en", "stretch", "festival"),
+    "lp": ("voice_lp_diphone", "train", "it", "stretch", "festival"),
+    "pc": ("voice_pc_diphone", "train", "it", "stretch", "festival"),
+    "czech_dita": ("voice_czech_dita", "train", "cs", "stretch", "festival"),
+    "czech_krb": ("voice_czech_krb", "train", "cs", "stretch", "festival"),
+    "czech_ph": ("voice_czech_ph", "train", "cs", "stretch", "festival"),
+    "suo_fi_lj": ("voice_suo_fi_lj_diphone", "train", "fi", "stretch", "festival"),
+    "hy_fi_mv": ("voice_hy_fi_mv_diphone", "train", "fi", "stretch", "festival"),
+    "msu_ru_nsh": ("voice_msu_ru_nsh_clunits", "train", "ru", "sox", "festival"),
+    "upc_ca_ona": ("voice_upc_ca_ona_hts", "train", "ca", "sox", "festival"),
+    # held-out voices (whole speakers never trained on; used for the >= 95 % figure and checkpoint choice)
+    "ked": ("voice_ked_diphone", "heldout_voices", "en", "lr", "festival"),
+    "rab": ("voice_rab_diphone", "heldout_voices", "en", "stretch", "festival"),
+    "czech_machac": ("voice_czech_machac", "heldout_voices", "cs", "stretch", "festival"),
+    # held-out synthesizer: MBROLA, never used for training nor for any choice (its voice licences
+    # forbid use in a product that is sold, so it only ever measures)
+    "us1": ("voice_us1_mbrola", "heldout_engine", "en", "stretch", "mbrola"),
+    "us2": ("voice_us2_mbrola", "heldout_engine", "en", "stretch", "mbrola"),
+    "us3": ("voice_us3_mbrola", "heldout_engine", "en", "stretch", "mbrola"),
+    "en1": ("voice_en1_mbrola", "heldout_engine", "en", "stretch", "mbrola"),
 }
-FLITE_VOICES = ["kal", "kal16", "awb", "rms", "slt"]  # awb_time is a limited-domain (clock) voice
+# espeak-ng driving the same MBROLA voices (a second front end for the held-out synthesizer)
+ESPEAK_MBROLA_VOICES = ["mb-us1", "mb-us2", "mb-us3", "mb-en1"]
+SPELLING = {
+    "it": "ies nou ap daun left rait on of stop gou",
+    "cs": "jes nou ap daun left rajt on of stop gou",
+    "fi": "jes nou ap daun left rait on of stop gou",
+    "ca": "i\u00e9s nou ap d\u00e0un l\u00e8ft rait on of stop gou",
+    "ru": "\u0439\u0435\u0441 \u043d\u043e\u0443 \u0430\u043f \u0434\u0430\u0443\u043d "
+    "\u043b\u0435\u0444\u0442 \u0440\u0430\u0439\u0442 \u043e\u043d \u043e\u0444 "
+    "\u0441\u0442\u043e\u043f \u0433\u043e\u0443",
+}
+ENCODING = {"ca": "latin-1"}  # festival reads the Catalan voice's text as ISO-8859-1
+RU_UNKNOWN = (
+    "бэд бёрд кэт дог эйт файв фор хэппи хаус марвин найн уан севен шила сикс сри три ту вау зироу "
+    "лёрн фоллоу форвард бэквард вижуал йеллоу оупен лэйтэр литл уотэр мьюзик лайт старт стэй гоут "
+    "ноут ноуз дэнс лифт найт файт рэд брайт таун раунд саунд дан голд офн офер естэрдэй лэсон "
+    "эпон кап дон стоун хэллоу уиндоу тэйбл пэйпэр лисн мани пипл морнинг намбэр"
+).split()
+assert len(RU_UNKNOWN) == len(UNKNOWN_WORDS)
+# flite: kal, kal16, slt are the same speakers as festival kal/slt -> trained on (new engine for them);
+# awb and rms are whole new speakers -> held out. awb_time is a limited-domain (clock) voice: unused.
+APT = (
+    "apt-get install -y espeak-ng flite festival sox festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts "
+    "festvox-don festvox-rablpc16k festvox-italp16k festvox-itapc16k festvox-czech-dita festvox-czech-krb "
+    "festvox-czech-machac festvox-czech-ph festvox-suopuhe-lj festvox-suopuhe-mv festvox-ru festvox-ca-ona-hts "
+    "(contrib/non-free, held-out engine only:) mbrola mbrola-us1 mbrola-us2 mbrola-us3 mbrola-en1 "
+    "festvox-us1 festvox-us2 festvox-us3 festvox-en1"
+)
+FLITE_VOICES = {"kal": "train", "kal16": "train", "slt": "train", "awb": "heldout_engine", "rms": "heldout_engine"}
+
+
+def text_of(word, lang):
+    """What a voice of language lang is asked to say for the English word."""
+    if lang == "en":
+        return word
+    if word in KEYWORDS:
+        return SPELLING[lang].split()[KEYWORDS.index(word)]
+    if lang == "ru":
+        return RU_UNKNOWN[UNKNOWN_WORDS.index(word)]
+    return word
 
 
 def espeak_variants():
@@ -132,7 +205,7 @@ class Writer:
             print(f"  {n}/{self.total} clips  {self.timer}  ({n / max(self.timer.s, 1e-3):.0f} clips/s)", flush=True)
 
 
-def espeak_jobs(rng, n_unknown, n_heldout_voices):
+def espeak_jobs(rng, n_unknown, n_heldout_voices, mb_per_word, mb_unknown):
     variants = espeak_variants()
     train, held = [], []
     for d in ESPEAK_DIALECTS:
@@ -143,12 +216,21 @@ def espeak_jobs(rng, n_unknown, n_heldout_voices):
     for voices, split in ((train, "train"), (held, "heldout_voices")):
         for d, v in voices:
             for word in KEYWORDS + rng.sample(UNKNOWN_WORDS, n_unknown):
-                jobs.append((d + ("+" + v if v else ""), split, word, rng.randint(120, 230), rng.randint(20, 85)))
+                jobs.append(
+                    ("espeak-ng", d + ("+" + v if v else ""), split, word, rng.randint(120, 230), rng.randint(20, 85))
+                )
+    if os.path.isdir("/usr/share/mbrola"):
+        for v in ESPEAK_MBROLA_VOICES:
+            words = [w for w in KEYWORDS for _ in range(mb_per_word)] + [
+                rng.choice(UNKNOWN_WORDS) for _ in range(mb_unknown)
+            ]
+            for w in words:
+                jobs.append(("mbrola", v, "heldout_engine", w, rng.randint(120, 230), rng.randint(20, 85)))
     return jobs
 
 
 def run_espeak(jobs, out):
-    for voice, split, word, speed, pitch in jobs:
+    for engine, voice, split, word, speed, pitch in jobs:
         p = subprocess.run(
             ["espeak-ng", "-v", voice, "-s", str(speed), "-p", str(pitch), "--stdout", word], capture_output=True
         )
@@ -157,71 +239,113 @@ def run_espeak(jobs, out):
         except ValueError:
             out.skipped += 1
             continue
-        out.add(resample(x, rate), "espeak-ng", voice, split, word, f"s{speed}p{pitch}")
+        name = voice if engine == "espeak-ng" else "espeak-" + voice.replace("mb-", "")
+        out.add(resample(x, rate), engine, name, split, word, f"s{speed}p{pitch}")
 
 
-def festival_jobs(rng, n_kw, n_unk):
+def festival_voices():
+    """The FESTIVAL_VOICES whose voice is installed (the MBROLA ones need the mbrola packages)."""
+    p = subprocess.run(["festival", "--pipe"], input="(print (voice.list))\n", capture_output=True, text=True)
+    have = set(p.stdout.replace("(", " ").replace(")", " ").split())
+    return {k: v for k, v in FESTIVAL_VOICES.items() if v[0][len("voice_") :] in have}
+
+
+def festival_jobs(rng, voices, n_kw, n_unk, n_kw_held, n_unk_held, n_kw_engine, n_unk_engine):
     jobs = []
-    for voice, (_, split) in FESTIVAL_VOICES.items():
-        words = [w for w in KEYWORDS for _ in range(n_kw)] + [rng.choice(UNKNOWN_WORDS) for _ in range(n_unk)]
+    for voice, (_, split, _, _, _) in voices.items():
+        kw, unk = {"train": (n_kw, n_unk), "heldout_voices": (n_kw_held, n_unk_held)}.get(
+            split, (n_kw_engine, n_unk_engine)
+        )
+        words = [w for w in KEYWORDS for _ in range(kw)] + [rng.choice(UNKNOWN_WORDS) for _ in range(unk)]
         for w in words:
             jobs.append((voice, split, w, round(rng.uniform(0.8, 1.35), 2), rng.randint(75, 200)))
     return jobs
 
 
-def run_festival(jobs, out):
+def run_festival(jobs, out, voices):
     """One festival process per voice, synthesizing all its words from a generated script."""
     with tempfile.TemporaryDirectory() as tmp:
-        for voice, (fn, _) in FESTIVAL_VOICES.items():
+        for voice, (fn, _, lang, prosody, engine) in voices.items():
             mine = [(i, j) for i, j in enumerate(jobs) if j[0] == voice]
             lines = [f"({fn})"]
             for i, (_, _, word, stretch, f0) in mine:
-                if voice == "slt":  # HTS voice: speed via the engine's -r; pitch shifted with sox below
+                if prosody == "hts":  # speed via the engine's -r; pitch shifted with sox below
                     lines.append(
                         f"(set! hts_engine_params (append cmu_us_slt_arctic_hts::hts_engine_params "
                         f'\'(("-r" {1 / stretch:.3f}))))'
                     )
-                else:
+                elif prosody == "lr":
                     lines.append(f"(Parameter.set 'Duration_Stretch {stretch})")
                     lines.append(
                         f"(set! int_lr_params '((target_f0_mean {f0}) (target_f0_std {f0 // 7}) "
                         "(model_f0_mean 170) (model_f0_std 34)))"
                     )
-                lines.append(f'(utt.save.wave (utt.synth (Utterance Text "{word}")) "{tmp}/{i}.wav" \'riff)')
+                elif prosody == "stretch":
+                    lines.append(f"(Parameter.set 'Duration_Stretch {stretch})")
+                text = text_of(word, lang)
+                lines.append(f'(set! u (utt.synth (Utterance Text "{text}")))')
+                lines.append(f'(utt.save.wave u "{tmp}/{i}.wav" \'riff)')
+                if prosody == "sox":  # these voices render long, noisy pauses: keep only the speech segments
+                    lines.append(
+                        "(set! s (utt.relation.items u 'Segment))"
+                        f'(format t "SEG {i} %f %f\\n" (item.feat (nth 1 s) "segment_start") '
+                        '(item.feat (nth (- (length s) 2) s) "end"))'
+                    )
             script = os.path.join(tmp, f"{voice}.scm")
-            with open(script, "w") as f:
+            with open(script, "w", encoding=ENCODING.get(lang, "utf-8")) as f:
                 f.write("\n".join(lines) + "\n")
-            subprocess.run(["festival", "-b", script], capture_output=True)
+            p = subprocess.run(["festival", "-b", script], capture_output=True, text=True, errors="replace")
+            spans = {
+                int(t[1]): (float(t[2]), float(t[3]))
+                for t in (ln.split() for ln in p.stdout.splitlines())
+                if len(t) == 4 and t[0] == "SEG"
+            }
+            for i, (a, b) in spans.items():
+                path = os.path.join(tmp, f"{i}.wav")
+                if os.path.exists(path) and b > a:
+                    x, rate = read_wav(path)
+                    write_wav(path, x[max(0, int((a - 0.02) * rate)) : int((b + 0.04) * rate)], rate)
             for i, (_, split, word, stretch, f0) in mine:
                 path = os.path.join(tmp, f"{i}.wav")
                 if not os.path.exists(path):
                     out.skipped += 1
                     continue
                 variant = f"d{stretch}f{f0}"
-                if voice == "slt":
+                if prosody != "lr":
                     cents = int((f0 - 140) * 4)  # -260 .. +240 cents
                     shifted = path + ".p.wav"
-                    subprocess.run(["sox", path, "-r", str(SR), shifted, "pitch", str(cents)], capture_output=True)
+                    effects = ["tempo", f"{1 / stretch:.3f}"] if prosody == "sox" else []
+                    subprocess.run(
+                        ["sox", path, "-r", str(SR), shifted, *effects, "pitch", str(cents)], capture_output=True
+                    )
                     path, variant = shifted, f"d{stretch}c{cents}"
-                x, rate = read_wav(path)
-                out.add(resample(x, rate), "festival", voice, split, word, variant)
+                try:
+                    x, rate = read_wav(path)
+                except (ValueError, OSError):
+                    out.skipped += 1
+                    continue
+                out.add(resample(x, rate), engine, voice, split, word, variant)
 
 
-def flite_jobs(rng, n_kw, n_unk):
+def flite_jobs(rng, n_kw, n_unk, n_kw_held, n_unk_held):
     jobs = []
-    for voice in FLITE_VOICES:
-        words = [w for w in KEYWORDS for _ in range(n_kw)] + [rng.choice(UNKNOWN_WORDS) for _ in range(n_unk)]
+    for voice, split in FLITE_VOICES.items():
+        kw, unk = (n_kw, n_unk) if split == "train" else (n_kw_held, n_unk_held)
+        words = [w for w in KEYWORDS for _ in range(kw)] + [rng.choice(UNKNOWN_WORDS) for _ in range(unk)]
         for w in words:
-            jobs.append((voice, "heldout_engine", w, round(rng.uniform(0.85, 1.3), 2), 0))
+            stretch = round(rng.uniform(0.8, 1.35) if split == "train" else rng.uniform(0.85, 1.3), 2)
+            f0 = rng.randint(75, 200) if split == "train" else 0  # held-out voices keep their own pitch
+            jobs.append((voice, split, w, stretch, f0))
     return jobs
 
 
 def run_flite(jobs, out):
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "f.wav")
-        for voice, split, word, stretch, _ in jobs:
+        for voice, split, word, stretch, f0 in jobs:
+            pitch = ["--setf", f"int_f0_target_mean={f0}"] if f0 else []
             subprocess.run(
-                ["flite", "-voice", voice, "--setf", f"duration_stretch={stretch}", "-t", word, "-o", path],
+                ["flite", "-voice", voice, "--setf", f"duration_stretch={stretch}", *pitch, "-t", word, "-o", path],
                 capture_output=True,
             )
             try:
@@ -229,7 +353,7 @@ def run_flite(jobs, out):
             except (ValueError, OSError):
                 out.skipped += 1
                 continue
-            out.add(resample(x, rate), "flite", voice, split, word, f"d{stretch}")
+            out.add(resample(x, rate), "flite", voice, split, word, f"d{stretch}" + (f"f{f0}" if f0 else ""))
 
 
 def make_irs(n=24, seed=0):
@@ -265,32 +389,47 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--espeak-unknown", type=int, default=3, help="unknown words per espeak voice")
     ap.add_argument("--espeak-heldout-voices", type=int, default=60)
-    ap.add_argument("--festival-per-word", type=int, default=30, help="variants per keyword per festival voice")
-    ap.add_argument("--festival-unknown", type=int, default=240)
-    ap.add_argument("--flite-per-word", type=int, default=10)
-    ap.add_argument("--flite-unknown", type=int, default=40)
+    ap.add_argument("--festival-per-word", type=int, default=20, help="variants per keyword per train voice")
+    ap.add_argument("--festival-unknown", type=int, default=160, help="unknown clips per train voice")
+    ap.add_argument("--heldout-per-word", type=int, default=30, help="per keyword per held-out festival voice")
+    ap.add_argument("--heldout-unknown", type=int, default=240)
+    ap.add_argument("--engine-per-word", type=int, default=10, help="per keyword per held-out-engine voice")
+    ap.add_argument("--engine-unknown", type=int, default=40)
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
     for tool in ("espeak-ng", "festival", "flite", "sox"):
         if not shutil.which(tool):
-            raise SystemExit(
-                f"{tool} missing: apt-get install -y espeak-ng flite festival sox "
-                "festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts"
-            )
+            raise SystemExit(f"{tool} missing: {APT}")
     rng = random.Random(a.seed)
     shutil.rmtree(CLIPS, ignore_errors=True)
     os.makedirs(CLIPS, exist_ok=True)
     timer = Timer()
     make_irs()
     print(f"reverb impulse responses -> {IRS}  {timer}")
-    ej = espeak_jobs(rng, a.espeak_unknown, a.espeak_heldout_voices)
-    fj = festival_jobs(rng, a.festival_per_word, a.festival_unknown)
-    lj = flite_jobs(rng, a.flite_per_word, a.flite_unknown)
+    fv = festival_voices()
+    missing = sorted(set(FESTIVAL_VOICES) - set(fv))
+    if missing:
+        print(f"WARNING: festival voices not installed, skipped: {missing}  ({APT})")
+    ej = espeak_jobs(rng, a.espeak_unknown, a.espeak_heldout_voices, a.engine_per_word, a.engine_unknown)
+    fj = festival_jobs(
+        rng,
+        fv,
+        a.festival_per_word,
+        a.festival_unknown,
+        a.heldout_per_word,
+        a.heldout_unknown,
+        a.engine_per_word,
+        a.engine_unknown,
+    )
+    lj = flite_jobs(rng, a.festival_per_word, a.festival_unknown, a.engine_per_word, a.engine_unknown)
     out = Writer(len(ej) + len(fj) + len(lj))
     print(f"synthesizing {out.total} clips: espeak-ng {len(ej)}, festival {len(fj)}, flite {len(lj)}")
-    for name, fn, jobs in (("espeak-ng", run_espeak, ej), ("festival", run_festival, fj), ("flite", run_flite, lj)):
+    for name, run_fn, jobs in (
+        ("espeak-ng", run_espeak, ej),
+        ("festival", lambda j, o: run_festival(j, o, fv), fj),
+        ("flite", run_flite, lj),
+    ):
         t = Timer()
-        run_fn = fn
         run_fn(jobs, out)
         print(f"{name}: done in {t} (total {timer})", flush=True)
     write_manifest(out.rows)

@@ -4,13 +4,15 @@
 
 Input: log-mel [1, 40, 98] from edge/runtime/audio/features.py, computed per batch after the
 waveform augmentation of augment.py (so every epoch sees new noise, shifts, speeds, rooms).
-Validation: the heldout_voices split (espeak-ng voices and festival ked never trained on), clean
-plus one fixed augmented copy, plus generated _silence_. flite (heldout_engine) is not looked at.
+Validation: the heldout_voices split (espeak-ng voices, festival ked, rab and czech_machac, never
+trained on), clean plus one fixed augmented copy, plus generated _silence_. The heldout_engine split
+(MBROLA voices, flite awb and rms) is not looked at.
 Writes .data/kws_best.pt and .data/train_log.json (both git-ignored; export.py reads them).
 """
 
 import argparse
 import json
+import os
 
 import numpy as np
 import torch
@@ -77,14 +79,18 @@ def main():
     ap.add_argument("--channels", type=int, default=64)
     ap.add_argument("--unknown-ratio", type=float, default=2.0, help="unknown clips per epoch / keyword class")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--exclude-unknown", default="", help="comma-separated _unknown_ words left out (ablation)")
+    ap.add_argument("--checkpoint", default=CHECKPOINT, help="where the best checkpoint goes (log: .json beside it)")
     a = ap.parse_args()
+    log_path = TRAIN_LOG if a.checkpoint == CHECKPOINT else os.path.splitext(a.checkpoint)[0] + "_log.json"
     torch.set_num_threads(1)
     torch.manual_seed(a.seed)
     rng = np.random.default_rng(a.seed)
     timer = Timer()
 
     rows = read_manifest()
-    train = [r for r in rows if r["split"] == "train"]
+    excluded = set(filter(None, a.exclude_unknown.split(",")))
+    train = [r for r in rows if r["split"] == "train" and not (r["label"] == UNKNOWN and r["word"] in excluded)]
     val = [r for r in rows if r["split"] == "heldout_voices"]
     clips = load_clips(train)
     starts, ends = np.array([r["start"] for r in train]), np.array([r["end"] for r in train])
@@ -162,7 +168,7 @@ def main():
                     val=rec,
                     args=vars(a),
                 ),
-                CHECKPOINT,
+                a.checkpoint,
             )
         print(
             f"epoch {epoch:2d}/{a.epochs}  loss {rec['loss']:.3f}  train(aug) {rec['train_acc']:.3f}  "
@@ -170,7 +176,7 @@ def main():
             f"epoch {t} (augment+features {t_data:.0f}s)  elapsed {timer}{mark}",
             flush=True,
         )
-    with open(TRAIN_LOG, "w") as f:
+    with open(log_path, "w") as f:
         json.dump(
             dict(
                 args=vars(a),
@@ -184,7 +190,7 @@ def main():
             f,
             indent=1,
         )
-    print(f"done in {timer}; best held-out-voice accuracy {best:.4f} -> {CHECKPOINT}")
+    print(f"done in {timer}; best held-out-voice accuracy {best:.4f} -> {a.checkpoint}")
 
 
 if __name__ == "__main__":

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import bundled
-from ..cli import EXIT_RUNTIME, EXIT_USAGE, InputError, parser, run_model
-from ..session import open_session
+from edge.runtime import bundled
+from edge.runtime.cli import EXIT_RUNTIME, EXIT_USAGE, InputError, parser, run_model
+from edge.runtime.session import open_session
+
 from . import features
 from .detector import Detection, Detector, softmax
 from .mic import AudioError, Microphone, find_device, import_sounddevice, input_devices
