@@ -74,6 +74,8 @@ def parser() -> argparse.ArgumentParser:
     ins.add_argument("model", type=Path)
     ins.add_argument("--json", action="store_true", help="print JSON instead of a table")
     ins.add_argument("--tensors", action="store_true", help="also list every node with its input/output tensors")
+    ins.add_argument("--backend", choices=["onnxruntime", "mxnet"],
+                     help="also check that this backend can take every node (mxnet: lists what its importer refuses)")
 
     opt = sub.add_parser("optimize", help="prune, quantize and evaluate a model")
     opt.add_argument("model", type=Path)
@@ -111,6 +113,12 @@ def cmd_inspect(args) -> int:
 
     m = model.load(args.model, check=False)
     info = describe.describe(m, args.model, tensors=args.tensors)
+    problems = []
+    if args.backend == "mxnet":
+        from edge.backends import mxnet_ops
+
+        problems = mxnet_ops.check(m)
+        info["backend_check"] = {"backend": "mxnet", "problems": [p.as_dict() for p in problems]}
     if args.json:
         print(json.dumps(info, indent=2))
     else:
@@ -118,6 +126,12 @@ def cmd_inspect(args) -> int:
         if args.tensors:
             for n in info["node_names"]:
                 print(f"{n['op']:<20} {n['name'] or '-':<30} {', '.join(n['inputs'])} -> {', '.join(n['outputs'])}")
+        if args.backend == "mxnet":
+            print(f"MXNet 1.9.1 importer: {len(problems)} node(s) need attention" + (":" if problems else ""))
+            for p in problems:
+                print(f"  {p}")
+    if problems:
+        mxnet_ops.refuse(args.model, problems, folded=False)
     return 0
 
 

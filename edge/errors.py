@@ -71,3 +71,9 @@ class VerifyError(EdgeError):
     """The finished executable did not start or did not match the reference; it was removed."""
 
     exit_code = 11
+
+
+class BackendError(EdgeError):
+    """The model cannot run on the chosen backend (ops its importer cannot take); the message lists them."""
+
+    exit_code = 12

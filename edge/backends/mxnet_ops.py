@@ -1,0 +1,126 @@
+"""Which ONNX nodes Apache MXNet 1.9.1's importer (mxnet.contrib.onnx) can take, checked before any
+conversion so a user gets the full list of problems, with node names, instead of the importer's KeyError.
+
+SUPPORTED is the importer's own translation table (`onnx2mx._import_helper._convert_map`, read from the
+1.9.1 wheel; tests/test_mxnet.py checks it still matches). Each check below is a case measured to fail
+(../shared/notes/mxnet.md); `rewrite` is True where edgepack's rewrites (mxnet_rewrites.py) fix it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import onnx
+from onnx import helper, numpy_helper
+
+from edge.errors import BackendError
+
+SUPPORTED = frozenset(
+    "Abs Acos Add And ArgMax ArgMin Asin Atan AveragePool BatchNormalization Cast Ceil Clip Concat Constant Conv "
+    "ConvTranspose Cos DepthToSpace Div Dropout Elu Equal Exp FC Flatten Floor Gather Gemm GlobalAveragePool "
+    "GlobalLpPool GlobalMaxPool Greater HardSigmoid Hardmax Identity InstanceNormalization LRN LeakyRelu Less Log "
+    "LogSoftmax LpNormalization LpPool MatMul Max MaxPool MaxRoiPool Mean Min Mul Multinomial Neg Not Or PRelu Pad "
+    "Pow RandomNormal RandomNormalLike RandomUniform RandomUniformLike Reciprocal ReduceL1 ReduceL2 ReduceLogSum "
+    "ReduceLogSumExp ReduceMax ReduceMean ReduceMin ReduceProd ReduceSum ReduceSumSquare Relu Reshape Selu Shape "
+    "Sigmoid Sin Size Slice Softmax Softplus Softsign SpaceToDepth SpatialBN Split Sqrt Squeeze Sub Sum Tan Tanh "
+    "TopK Transpose Unsqueeze Xor".split()
+)
+QUANTIZED = {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger",
+             "DynamicQuantizeLinear", "QLinearAdd", "QLinearMul"}
+AXES_AS_INPUT = {"Squeeze", "Unsqueeze", "ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd",
+                 "ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare"}
+
+
+@dataclass(frozen=True)
+class Problem:
+    node: str
+    op: str
+    reason: str
+    fix: str | None = None  # "rewrite": mxnet_rewrites.py handles it; "fold": edge optimize's constant folding
+
+    def __str__(self) -> str:
+        return f"{self.node} ({self.op}): {self.reason}" + (f" [fixed by: {FIXES[self.fix]}]" if self.fix else "")
+
+    def as_dict(self) -> dict:
+        return {"node": self.node, "op": self.op, "reason": self.reason, "fix": self.fix}
+
+
+FIXES = {"rewrite": "edgepack's graph rewrite", "fold": "constant folding (edge optimize, edge build)"}
+
+
+def _constants(model: onnx.ModelProto) -> dict:
+    found = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    for n in model.graph.node:
+        if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value":
+            found[n.output[0]] = numpy_helper.to_array(n.attribute[0].t)
+    return found
+
+
+def _ranks(model: onnx.ModelProto) -> dict[str, int]:
+    vis = list(model.graph.value_info) + list(model.graph.input) + list(model.graph.output)
+    return {v.name: len(v.type.tensor_type.shape.dim) for v in vis if v.type.tensor_type.HasField("shape")}
+
+
+def _attr(node, name, default=None):
+    for a in node.attribute:
+        if a.name == name:
+            return helper.get_attribute_value(a)
+    return default
+
+
+def check(model: onnx.ModelProto) -> list[Problem]:
+    """Every node the importer would refuse or get wrong; `rewrite` marks the ones edgepack fixes."""
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    consts, ranks = _constants(model), _ranks(model)
+    problems = []
+    for i, n in enumerate(model.graph.node):
+        name = n.name or f"{n.op_type}_{i}"
+
+        def p(reason: str, fix: str | None = None, name=name, op=n.op_type) -> None:
+            problems.append(Problem(name, op, reason, fix))
+
+        if n.domain not in ("", "ai.onnx"):
+            p(f"custom domain {n.domain!r}")
+        elif n.op_type in QUANTIZED:
+            p("quantized op: MXNet imports float graphs only (build without --quantize, see --backend mxnet)")
+        elif n.op_type not in SUPPORTED:
+            p("no MXNet importer translation for this op")
+        elif n.op_type in AXES_AS_INPUT and len(n.input) > 1 and n.input[1]:
+            p("axes given as an input (opset >= 13)", "rewrite" if n.input[1] in consts else "fold")
+        elif n.op_type == "Softmax" and opset < 13 and ranks.get(n.input[0], 2) > 2:
+            p(f"{ranks[n.input[0]]}-D Softmax at opset {opset}: the importer computes it over one axis only "
+              "(wrong numbers, no error)", "rewrite")
+        elif n.op_type == "Conv" and str(_attr(n, "auto_pad", b"NOTSET"), "ascii") in ("SAME_UPPER", "SAME_LOWER"):
+            p("auto_pad=SAME_*: the importer ignores it (wrong output shape, no error)", "rewrite")
+        elif n.op_type == "Reshape" and n.input[1] not in consts:
+            p("target shape computed at run time (Shape→Gather→Concat)", "fold")
+        elif n.op_type == "Flatten" and _attr(n, "axis", 1) != 1:
+            p(f"Flatten axis={_attr(n, 'axis')}: the importer flattens from axis 1 only")
+        elif n.op_type == "MatMul" and (ranks.get(n.input[0], 2) > 2 or ranks.get(n.input[1], 2) > 2):
+            p("MatMul with a >2-D operand: the importer handles 2-D × 2-D only")
+        elif n.op_type == "Slice" and len(n.input) > 1:
+            p("starts/ends given as int64 inputs (opset >= 10): the importer's slice fails on them")
+        elif n.op_type == "Clip" and len(n.input) == 1 and _attr(n, "min") is None and _attr(n, "max") is None:
+            p("Clip without bounds")
+        elif n.op_type == "Clip" and any(x and x not in consts for x in n.input[1:]):
+            p("min/max computed at run time")
+        elif n.op_type == "Split" and (len(n.input) > 1 or _attr(n, "split") is not None):
+            sizes = consts.get(n.input[1]) if len(n.input) > 1 else _attr(n, "split")
+            if sizes is None or len(set(list(sizes))) > 1:
+                p("unequal Split")
+    return problems
+
+
+def blocking(problems: list[Problem], folded: bool) -> list[Problem]:
+    """What stops a conversion; `folded`: the model already went through constant folding."""
+    return [p for p in problems if p.fix is None or (p.fix == "fold" and folded)]
+
+
+def refuse(model_path, problems: list[Problem], folded: bool) -> None:
+    """Raise BackendError naming every node the importer cannot take; nothing when all are fixable."""
+    stop = blocking(problems, folded)
+    if stop:
+        names = ", ".join(f"{p.node} ({p.op})" for p in stop[:6]) + (f" and {len(stop) - 6} more" if len(stop) > 6
+                                                                       else "")
+        raise BackendError(f"{model_path}: MXNet 1.9.1's importer cannot take {len(stop)} node(s): {names}; "
+                           "`edge inspect MODEL --backend mxnet` lists why. Use --backend onnxruntime, or replace "
+                           "those ops before export")
