@@ -91,6 +91,8 @@ def parser() -> argparse.ArgumentParser:
     bld.add_argument("--threads", type=int, help="default inference threads in the executable (target's default)")
     bld.add_argument("--runtime-wheel", type=Path, metavar="WHEEL",
                      help="an onnxruntime wheel to use instead of PyPI's (e.g. a vendor build for Jetson)")
+    bld.add_argument("--backend", choices=["onnxruntime", "mxnet"], default="onnxruntime",
+                     help="inference runtime inside the executable (default onnxruntime; mxnet: x86_64, float models)")
     bld.add_argument("--app", choices=["voice-commands"],
                      help="what the executable runs besides the bare model: voice-commands listens to a microphone "
                           "or WAV file and prints detected keywords")
@@ -160,7 +162,7 @@ def cmd_build(args) -> int:
         raise UsageError("--threads must be >= 1")
     opts = builder.BuildOptions(model=args.model, output=args.output, target=args.target, onedir=args.onedir,
                                 threads=args.threads, runtime_wheel=args.runtime_wheel,
-                                optimize=optimize_fields(args), app=args.app,
+                                optimize=optimize_fields(args), app=args.app, backend=args.backend,
                                 app_options={"labels": args.labels})
     if args.labels and not args.app:
         raise UsageError("--labels goes with --app voice-commands")

@@ -25,6 +25,7 @@ class Target:
     default_threads: int
     default_quantize: str
     runtime: dict = field(default_factory=dict)
+    mxnet: dict = field(default_factory=dict)  # optional [mxnet] table: pins, or `unavailable` with the reason
     path: Path | None = None
 
     def as_dict(self) -> dict:
@@ -49,7 +50,7 @@ def load_file(path: Path) -> Target:
         raise TargetError(f"{path}: target file misses field(s) {', '.join(missing)}")
     if data["name"] != path.stem:
         raise TargetError(f"{path}: name = {data['name']!r} must match the file name {path.stem!r}")
-    return Target(**{k: data[k] for k in REQUIRED}, path=path)
+    return Target(**{k: data[k] for k in REQUIRED}, mxnet=data.get("mxnet", {}), path=path)
 
 
 def all_targets() -> dict[str, Target]:

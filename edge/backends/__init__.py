@@ -1,2 +1,43 @@
-"""Inference backends on the host side: what each needs before packaging (preflight checks, graph
-rewrites, conversion). Their device-side halves are edge/runtime/ort.py and edge/runtime/mx.py."""
+"""Inference backends, host side: what each needs to package a model (build-environment pins, the
+files it ships, PyInstaller rules, checks before any work). One module per backend, one registry;
+the device-side halves are edge/runtime/ort.py and edge/runtime/mx.py, chosen by the manifest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import onnx
+
+
+class Backend(Protocol):
+    name: str  # in the manifest and on the command line
+    runtime_module: str  # edge/runtime/<module>.py
+    hidden: tuple[str, ...]  # modules PyInstaller cannot see
+    excludes: tuple[str, ...]  # modules the runtime never needs from this backend's packages
+    keep: tuple[str, ...]  # modules the bare runtime excludes but this backend imports
+
+    def check(self, target, quantize: str | None, source: onnx.ModelProto, source_path: Path) -> None:
+        """Refuse early (BackendError / TargetError) what this backend cannot build."""
+
+    def requirements(self, target, runtime_wheel: Path | None) -> list[str]: ...
+
+    def key(self, target) -> dict:
+        """What makes this backend's build environment different from another's."""
+
+    def probe(self) -> str:
+        """Python expression, run in the build environment, giving {package: version} of the runtime."""
+
+    def package(self, model_path: Path, model: onnx.ModelProto, payload: Path, env, work: Path,
+                feeds: list[dict[str, np.ndarray]], progress) -> dict:
+        """Write the model file(s) into payload; return {"file", "backend": {...}, "report": {...}}."""
+
+    def binaries(self, env) -> list[tuple[str, str]]:
+        """(library, folder in the bundle) pairs PyInstaller would miss."""
+
+
+def get(name: str) -> Backend:
+    from edge.backends import mxnet, onnxruntime
+
+    return {"onnxruntime": onnxruntime.BACKEND, "mxnet": mxnet.BACKEND}[name]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import onnx
 
-from edge import __version__, data, pipeline, targets
+from edge import __version__, backends, data, pipeline, targets
 from edge import model as M
 from edge.bundle import apps, contents, elf, envs, pyinstaller, verify
 from edge.errors import BuildError, OutputError
@@ -32,6 +32,7 @@ class BuildOptions:
     threads: int | None = None
     runtime_wheel: Path | None = None
     optimize: dict = field(default_factory=dict)  # pipeline.Options fields
+    backend: str = "onnxruntime"  # a name in edge.backends
     app: str | None = None  # a name in apps.APPS
     app_options: dict = field(default_factory=dict)
 
@@ -68,17 +69,16 @@ def bundle_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
 
 
-def manifest(name: str, model: onnx.ModelProto, model_file: str, target, env: envs.BuildEnv, threads: int,
-             opt_report: dict) -> dict:
+def manifest(name: str, model: onnx.ModelProto, packaged: dict, target, threads: int, opt_report: dict) -> dict:
     ev = opt_report["evaluation"]
     return {
         "format": 1,
         "name": name,
-        "model": {"file": model_file, "sha256": M.sha256(model), "bytes": model.ByteSize(),
+        "model": {"file": packaged["file"], "sha256": M.sha256(model), "bytes": model.ByteSize(),
                   "source": Path(opt_report["input"]["path"]).name, "source_sha256": opt_report["input"]["sha256"]},
         "inputs": [s.as_dict() for s in M.inputs(model)],
         "outputs": [s.as_dict() for s in M.outputs(model)],
-        "backend": {"name": "onnxruntime", "version": env.packages["onnxruntime"], "providers": ["CPU"]},
+        "backend": packaged["backend"],
         "target": {"name": target.name, "arch": target.arch, "glibc_floor": target.glibc_floor},
         "threads": threads,
         "optimization": {
@@ -107,8 +107,13 @@ def build(opts: BuildOptions, progress=print) -> dict:
     if opts.output.is_dir() and not opts.onedir:
         raise OutputError(f"{opts.output}: is a folder; remove it or choose another -o")
     app = apps.APPS[opts.app] if opts.app else None
-    if app:  # check the model and the app's files before minutes of work
-        app.configure(M.load(opts.model), opts.app_options)
+    backend = backends.get(opts.backend)
+    source = M.load(opts.model)
+    # check the model, the backend and the app's files before minutes of work
+    backend.check(target, opts.optimize.get("quantize"), source, opts.model)
+    backend.requirements(target, opts.runtime_wheel)
+    if app:
+        app.configure(source, opts.app_options)
     steps = Steps(progress)
     work = Path(tempfile.mkdtemp(prefix=f".edge-build-{name}-", dir=opts.output.parent))
     try:
@@ -116,20 +121,22 @@ def build(opts: BuildOptions, progress=print) -> dict:
         opt_options = pipeline.Options(model=opts.model, output=optimized_path, **opts.optimize)
         opt_report = steps.run("optimize", pipeline.optimize, opt_options, lambda s: steps.say(f"  optimize: {s}"))
         optimized = M.load(optimized_path)
-        env = steps.run("build environment", envs.ensure, target, steps.say, opts.runtime_wheel, app)
+        env = steps.run("build environment", envs.ensure, target, steps.say, opts.runtime_wheel, app, backend)
         threads = opts.threads or target.default_threads
         stage = work / "stage"
         payload = stage / "data"
         payload.mkdir(parents=True)
-        shutil.copyfile(optimized_path, payload / "model.onnx")
-        man = manifest(name, optimized, "model.onnx", target, env, threads, opt_report)
+        feeds = _verify_feeds(opts, optimized)
+        packaged = steps.run(f"package for {backend.name}", backend.package, optimized_path, optimized, payload, env,
+                             work, feeds, steps.say)
+        man = manifest(name, optimized, packaged, target, threads, opt_report)
         if app:
             man["app"] = app.configure(optimized, opts.app_options)
         (payload / "manifest.json").write_text(json.dumps(man, indent=2))
         log = envs.cache_dir() / "logs" / f"pyinstaller-{name}.log"
         log.unlink(missing_ok=True)
         built = steps.run("PyInstaller" + (" (emulated)" if env.emulated else ""), pyinstaller.build, env, stage,
-                          payload, name, opts.onedir, "ort", log, steps.say, strip_tool=env.strip_tool, app=app)
+                          payload, name, opts.onedir, backend, log, steps.say, strip_tool=env.strip_tool, app=app)
         binaries = work / "binaries"
         inside = steps.run("inspect bundle", contents.inspect, env, built, binaries)
         if inside["forbidden_modules"]:
@@ -137,7 +144,6 @@ def build(opts: BuildOptions, progress=print) -> dict:
         elf_report = steps.run("glibc floor", check_elf, built, binaries, target)
         steps.say(f"glibc: bundle needs {elf_report['glibc_needed']}, target allows {target.glibc_floor}; "
                   f"{elf_report['elf_files']} ELF files, all {target.arch}")
-        feeds = _verify_feeds(opts, optimized)
         checked = steps.run("verify" + (" (emulated)" if env.emulated else ""), verify.verify, built, optimized,
                             feeds, work, env=env.run_env(), manifest=man)
         steps.say(f"verified: {checked['samples']} samples, max relative difference {checked['max_rel_diff']:.2g}")
@@ -149,6 +155,7 @@ def build(opts: BuildOptions, progress=print) -> dict:
             "target": target.as_dict(), "manifest": man, "build_env": env.as_dict(),
             "runtime_wheel": {"path": str(opts.runtime_wheel), "sha256": _sha256(opts.runtime_wheel)}
             if opts.runtime_wheel else None,
+            "backend": {**packaged["backend"], **packaged["report"]},
             "app": {"name": app.name, "system_libraries": list(app.system_libraries)} if app else None,
             "components": inside["components"], "bundle_entries": inside["entries"], "glibc": elf_report,
             "verification": checked, "step_seconds": steps.seconds,

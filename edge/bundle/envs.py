@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from edge.backends import Backend
+from edge.backends.onnxruntime import BACKEND as ORT
 from edge.bundle import prefix
 from edge.bundle.apps import App
 from edge.bundle.proc import run_logged
@@ -53,15 +55,14 @@ def cache_dir() -> Path:
     return Path(os.environ.get("EDGEPACK_CACHE") or Path.home() / ".cache" / "edgepack")
 
 
-def requirements(target: Target, runtime_wheel: Path | None = None, app: App | None = None) -> list[str]:
-    rt = target.runtime
-    ort_spec = str(runtime_wheel) if runtime_wheel else f"onnxruntime=={rt['onnxruntime']}"
-    return [f"numpy=={rt['numpy']}", ort_spec, f"pyinstaller=={rt['pyinstaller']}", *(app.pip if app else ())]
+def requirements(target: Target, runtime_wheel: Path | None = None, app: App | None = None,
+                 backend: Backend = ORT) -> list[str]:
+    return [*backend.requirements(target, runtime_wheel), *(app.pip if app else ())]
 
 
-def env_key(target: Target, runtime_wheel: Path | None = None, app: App | None = None) -> str:
+def env_key(target: Target, runtime_wheel: Path | None = None, app: App | None = None, backend: Backend = ORT) -> str:
     spec = {"format": ENV_FORMAT, "base": target.base, "python": platform.python_version(),
-            "arch": target.arch, "runtime": target.runtime}
+            "arch": target.arch, "runtime": target.runtime, **backend.key(target)}
     if app:  # an app's packages make another environment; the bare runtime's stays as small as before
         spec["app"] = {"pip": list(app.pip), "debs": list(app.debs)}
     if runtime_wheel:
@@ -86,7 +87,8 @@ def check_wheel(wheel: Path, target: Target) -> None:
                           f"{target.python} ({want})")
 
 
-def ensure(target: Target, progress, runtime_wheel: Path | None = None, app: App | None = None) -> BuildEnv:
+def ensure(target: Target, progress, runtime_wheel: Path | None = None, app: App | None = None,
+           backend: Backend = ORT) -> BuildEnv:
     if target.base not in BASES:
         raise TargetError(f"{target.path}: base {target.base!r} is unknown; use one of {', '.join(BASES)}")
     if target.base == "host" and target.arch != platform.machine():
@@ -95,8 +97,9 @@ def ensure(target: Target, progress, runtime_wheel: Path | None = None, app: App
         prefix.check_emulation(target.arch)
     if runtime_wheel:
         check_wheel(runtime_wheel, target)
-    key = env_key(target, runtime_wheel, app)
-    path = cache_dir() / "envs" / f"{target.name}{'-' + app.name if app else ''}-{key}"
+    key = env_key(target, runtime_wheel, app, backend)
+    label = "".join(f"-{x}" for x in (backend.name if backend is not ORT else None, app.name if app else None) if x)
+    path = cache_dir() / "envs" / f"{target.name}{label}-{key}"
     python = path / "bin" / "python"
     ready = path / ".ready"
     start = time.monotonic()
@@ -110,12 +113,12 @@ def ensure(target: Target, progress, runtime_wheel: Path | None = None, app: App
     log.unlink(missing_ok=True)
     progress(f"build environment: creating {path} (first build for this target; log: {log})")
     try:
-        packages = BASES[target.base](tmp, target, log, progress, requirements(target, runtime_wheel, app),
+        packages = BASES[target.base](tmp, target, log, progress, requirements(target, runtime_wheel, app, backend),
                                       app.debs if app else ())
         if runtime_wheel:
             packages["onnxruntime_wheel"] = {"file": runtime_wheel.name,
                                              "sha256": hashlib.sha256(runtime_wheel.read_bytes()).hexdigest()}
-        packages.update(_versions(tmp / "bin" / "python", log, progress))
+        packages.update(_versions(tmp / "bin" / "python", log, progress, backend))
         (tmp / ".ready").write_text(json.dumps(packages, indent=2))
         try:
             os.rename(tmp, path)
@@ -139,7 +142,7 @@ def _create_host(tmp: Path, target: Target, log: Path, progress, pins: list[str]
     pip = [tmp / "bin" / "python", "-m", "pip", "install", "--disable-pip-version-check", "--no-input"]
     rt = target.runtime
     numpy_build = "wheel (with OpenBLAS)"
-    if rt.get("numpy_without_blas"):
+    if rt.get("numpy_without_blas") and f"numpy=={rt['numpy']}" in pins:
         progress(f"build environment: compiling numpy {rt['numpy']} without BLAS (a few minutes, once)")
         try:
             run_logged(pip + ["--no-binary", "numpy", f"numpy=={rt['numpy']}",
@@ -166,10 +169,10 @@ def _installed(deb: str) -> bool:
 BASES = {"host": _create_host, "debian-prefix": prefix.create}
 
 
-def _versions(python: Path, log: Path, progress) -> dict:
+def _versions(python: Path, log: Path, progress, backend: Backend = ORT) -> dict:
     out = log.with_suffix(".versions.json")
-    code = ("import json, sys, numpy, onnxruntime, PyInstaller; json.dump({'python': sys.version.split()[0], "
-            "'numpy': numpy.__version__, 'onnxruntime': onnxruntime.__version__, "
-            f"'pyinstaller': PyInstaller.__version__}}, open({str(out)!r}, 'w'))")
+    code = ("import json, sys, numpy, PyInstaller; json.dump({'python': sys.version.split()[0], "
+            f"'numpy': numpy.__version__, 'pyinstaller': PyInstaller.__version__, **{backend.probe()}}}, "
+            f"open({str(out)!r}, 'w'))")
     run_logged([python, "-c", code], log, "checking the build environment", progress)
     return json.loads(out.read_text())

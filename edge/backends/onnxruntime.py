@@ -1,0 +1,44 @@
+"""onnxruntime: the default backend. The optimized ONNX model ships as it is."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+
+class OnnxRuntime:
+    name = "onnxruntime"
+    runtime_module = "ort"
+    hidden: tuple[str, ...] = ()
+    excludes: tuple[str, ...] = ()
+    keep: tuple[str, ...] = ()
+
+    def check(self, target, quantize, source, source_path) -> None:
+        pass
+
+    def requirements(self, target, runtime_wheel: Path | None) -> list[str]:
+        rt = target.runtime
+        ort_spec = str(runtime_wheel) if runtime_wheel else f"onnxruntime=={rt['onnxruntime']}"
+        return [f"numpy=={rt['numpy']}", ort_spec, f"pyinstaller=={rt['pyinstaller']}"]
+
+    def key(self, target) -> dict:
+        return {}  # the target's [runtime] table is part of every key already
+
+    def probe(self) -> str:
+        return "{'onnxruntime': __import__('onnxruntime').__version__}"
+
+    def package(self, model_path: Path, model: onnx.ModelProto, payload: Path, env, work: Path,
+                feeds: list[dict[str, np.ndarray]], progress) -> dict:
+        shutil.copyfile(model_path, payload / "model.onnx")
+        return {"file": "model.onnx",
+                "backend": {"name": self.name, "version": env.packages["onnxruntime"], "providers": ["CPU"]},
+                "report": {}}
+
+    def binaries(self, env) -> list[tuple[str, str]]:
+        return []
+
+
+BACKEND = OnnxRuntime()
