@@ -119,8 +119,11 @@ def refuse(model_path, problems: list[Problem], folded: bool) -> None:
     """Raise BackendError naming every node the importer cannot take; nothing when all are fixable."""
     stop = blocking(problems, folded)
     if stop:
-        names = ", ".join(f"{p.node} ({p.op})" for p in stop[:6]) + (f" and {len(stop) - 6} more" if len(stop) > 6
-                                                                       else "")
+        by_op: dict[str, list[str]] = {}
+        for p in stop:
+            by_op.setdefault(p.op, []).append(p.node)
+        names = "; ".join(f"{op} ×{len(nodes)} ({', '.join(nodes[:2])}{', …' if len(nodes) > 2 else ''})"
+                          for op, nodes in by_op.items())
         raise BackendError(f"{model_path}: MXNet 1.9.1's importer cannot take {len(stop)} node(s): {names}; "
                            "`edge inspect MODEL --backend mxnet` lists why. Use --backend onnxruntime, or replace "
                            "those ops before export")

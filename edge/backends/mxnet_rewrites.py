@@ -54,6 +54,16 @@ def explicit_conv_pads(model: onnx.ModelProto) -> list[str]:
     return done
 
 
+def conv_kernel_shape(model: onnx.ModelProto) -> list[str]:
+    """kernel_shape is optional in ONNX (it follows from the weights) but the importer reads it."""
+    consts, done = _constants(model), []
+    for n in model.graph.node:
+        if n.op_type in ("Conv", "ConvTranspose") and _attr(n, "kernel_shape") is None and n.input[1] in consts:
+            _set_attr(n, "kernel_shape", [int(d) for d in consts[n.input[1]].shape[2:]])
+            done.append(n.name)
+    return done
+
+
 def softmax_as_2d(model: onnx.ModelProto) -> list[str]:
     """Opset < 13 Softmax on N-D input means: flatten to 2-D from `axis`, softmax, shape back. Written out
     as Flatten → Softmax → Reshape, which the importer translates correctly."""
@@ -117,7 +127,8 @@ def initializers_as_inputs(model: onnx.ModelProto) -> list[str]:
     return added
 
 
-EXACT = [("explicit-conv-pads", explicit_conv_pads), ("softmax-as-2d", softmax_as_2d)]
+EXACT = [("conv-kernel-shape", conv_kernel_shape), ("explicit-conv-pads", explicit_conv_pads),
+         ("softmax-as-2d", softmax_as_2d)]
 IMPORTER_ONLY = [("constants-to-initializers", constant_nodes_to_initializers),
                  ("axes-to-attribute", axes_to_attribute), ("initializers-as-inputs", initializers_as_inputs)]
 
