@@ -20,7 +20,9 @@ speed and pitch):
                   cross-synthesizer figure): MBROLA us1, us2, us3, en1 through festival and through
                   espeak-ng (engine "mbrola"), flite awb and rms (speakers never seen).
 MBROLA voices (Debian non-free) are licensed for use with the MBROLA program and not "incorporated
-into any product which is sold": they are used here only to measure, never to train.
+into any product which is sold": they are used here only to measure, never to train. festival don and
+rab (Debian contrib) pronounce words through the OALD lexicon, which is free for non-commercial use
+only: see README.md, "Voices and licences", before shipping a model trained on don.
 _silence_ is not stored: it is generated (noise, room tone, hum) at training/evaluation time.
 """
 
@@ -130,9 +132,9 @@ assert len(RU_UNKNOWN) == len(UNKNOWN_WORDS)
 # awb and rms are whole new speakers -> held out. awb_time is a limited-domain (clock) voice: unused.
 APT = (
     "apt-get install -y espeak-ng flite festival sox festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts "
-    "festvox-don festvox-rablpc16k festvox-italp16k festvox-itapc16k festvox-czech-dita festvox-czech-krb "
-    "festvox-czech-machac festvox-czech-ph festvox-suopuhe-lj festvox-suopuhe-mv festvox-ru festvox-ca-ona-hts "
-    "(contrib/non-free, held-out engine only:) mbrola mbrola-us1 mbrola-us2 mbrola-us3 mbrola-en1 "
+    "festvox-italp16k festvox-itapc16k festvox-czech-dita festvox-czech-krb festvox-czech-machac festvox-czech-ph "
+    "festvox-suopuhe-lj festvox-suopuhe-mv festvox-ru festvox-ca-ona-hts; from Debian contrib/non-free (see "
+    "README.md): festvox-don festvox-rablpc16k mbrola mbrola-us1 mbrola-us2 mbrola-us3 mbrola-en1 "
     "festvox-us1 festvox-us2 festvox-us3 festvox-en1"
 )
 FLITE_VOICES = {"kal": "train", "kal16": "train", "slt": "train", "awb": "heldout_engine", "rms": "heldout_engine"}
