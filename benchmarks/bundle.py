@@ -64,6 +64,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=7)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "bundle.json")
     ap.add_argument("--boards", default="rpi4,jetson-orin", help="aarch64 targets to build twice ('' skips)")
+    ap.add_argument("--no-mxnet", dest="mxnet", action="store_false", help="skip the onnxruntime-vs-MXNet rows")
     args = ap.parse_args()
     progress = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
     rows = []
@@ -91,11 +92,49 @@ def main() -> None:
         result.append({"build": name, "bytes": size, "cold_start_s": times, "cold_start_median_s": med,
                        "size_ratio": size / base_size, "cold_start_ratio": med / base_start})
         print(f"| {name} | {size / 1e6:.1f} MB | {size / base_size:.2f}× | {med:.2f} s | {med / base_start:.2f}× |")
+    if args.mxnet:
+        result += backend_rows(args.runs, progress)
     boards = [b for b in args.boards.split(",") if b]
     if boards:
         result += board_rows(boards, progress)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
+
+
+def backend_rows(runs: int, progress) -> list[dict]:
+    """The same float models packaged with onnxruntime and with MXNet 1.9.1: size, cold start, latency."""
+    rows = []
+    print(f"\n| model | backend | executable | cold start (median of {runs}) | latency batch 1, 1 thread "
+          "(median of 300) | ratios vs onnxruntime (size, start, latency) |")
+    print("|---|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        cnn = zoo.trained_cnn(work / "cnn")
+        kws = ROOT / "demos" / "kws" / "model" / "kws.onnx"
+        inputs = {"cnn": np.load(work / "cnn" / "eval.npz")["x"][:1],
+                  "kws": np.load(ROOT / "demos" / "kws" / "model" / "heldout.npz")["logmel"][:1]}
+        for name, model in (("trained CNN", cnn), ("keyword DS-CNN", kws)):
+            x = work / f"{name[:3]}.npy"
+            np.save(x, inputs["cnn" if model == cnn else "kws"])
+            base = None
+            for backend in ("onnxruntime", "mxnet"):
+                out = work / "dist" / f"{model.stem}-{backend}-{len(rows)}"
+                builder.build(builder.BuildOptions(model=model, output=out, target="x86_64", backend=backend),
+                              progress)
+                start = statistics.median(cold_start([str(out), str(x)], runs))
+                bench = subprocess.run([str(out), "--input", str(x), "--bench", "300", "--threads", "1", "--json"],
+                                       capture_output=True, text=True, check=True)
+                lat = json.loads(bench.stdout)["median_ms"]
+                row = {"model": name, "backend": backend, "bytes": out.stat().st_size, "cold_start_median_s": start,
+                       "latency_median_ms": lat}
+                base = base or row
+                ratios = (row["bytes"] / base["bytes"], start / base["cold_start_median_s"],
+                          lat / base["latency_median_ms"])
+                row["ratios_vs_onnxruntime"] = ratios
+                rows.append(row)
+                print(f"| {name} | {backend} | {row['bytes'] / 1e6:.1f} MB | {start:.2f} s | {lat:.3f} ms | "
+                      f"{ratios[0]:.2f}×, {ratios[1]:.2f}×, {ratios[2]:.2f}× |", flush=True)
+    return rows
 
 
 def board_rows(boards: list[str], progress) -> list[dict]:
