@@ -41,8 +41,9 @@ class MXNet:
                               f"{target.name}")
         if quantize in FLOAT_ONLY:
             raise BackendError(f"--quantize {quantize} with --backend mxnet: MXNet 1.9.1's importer takes float "
-                               "ONNX graphs only (no QuantizeLinear, ConvInteger or float16). Build without "
-                               "--quantize, or use --backend onnxruntime for int8")
+                               "ONNX graphs only (no QuantizeLinear, ConvInteger or float16), and MXNet's own "
+                               "int8 is still ~7x slower than onnxruntime (benchmarks/mxnet_int8.py). Build "
+                               "without --quantize, or use --backend onnxruntime for int8")
         mxnet_ops.refuse(source_path, mxnet_ops.check(source), folded=False)
 
     def requirements(self, target, runtime_wheel: Path | None) -> list[str]:
