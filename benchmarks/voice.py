@@ -37,7 +37,7 @@ MODEL = KWS / "model"
 STREAMS = KWS / ".data" / "streams"
 FIRST_CONV = "/features/features.0/features.0.0/Conv"  # kept in float for int8: see demos/kws/README.md
 AFTER_END_S = 1.5  # a detection belongs to a word when it comes between its start and 1.5 s after its end
-SWEEP = [0.5, 0.6, 0.7, 0.8, 0.9]
+SWEEP = [(th, sm) for sm in (3, 5) for th in (0.5, 0.6, 0.7, 0.8, 0.9)]  # (threshold, windows averaged)
 
 
 def build(kind: str, work: Path, progress) -> tuple[Path, dict]:
@@ -118,8 +118,8 @@ def window_scores(model_path: Path, wav: Path, hop: int = 1600) -> np.ndarray:
     return np.array(out)
 
 
-def replay(scores: np.ndarray, labels: list[str], threshold: float) -> list[dict]:
-    det = Detector(labels, threshold, smooth=3, refractory_s=1.0)
+def replay(scores: np.ndarray, labels: list[str], threshold: float, smooth: int) -> list[dict]:
+    det = Detector(labels, threshold, smooth=smooth, refractory_s=1.0)
     return [d.as_dict() for i, s in enumerate(scores) if (d := det.step(s, (i + 1) * 0.1))]
 
 
@@ -182,10 +182,11 @@ def main() -> None:
                 optimized = MODEL / "kws.onnx"
             progress(f"== {kind}: threshold sweep (in-process replay)")
             kw_scores, neg_scores = window_scores(optimized, kw_wav), window_scores(optimized, neg_wav)
-            row["sweep"] = [{"threshold": th, "detection_rate": round(score_keywords(replay(kw_scores, labels, th),
-                                                                                  truth)["detection_rate"], 3),
-                             "false_alarms_per_hour": round(len(replay(neg_scores, labels, th)) / neg_hours, 2)}
-                            for th in SWEEP]
+            row["sweep"] = [{"threshold": th, "smooth": sm,
+                             "detection_rate": round(score_keywords(replay(kw_scores, labels, th, sm),
+                                                                    truth)["detection_rate"], 3),
+                             "false_alarms_per_hour": round(len(replay(neg_scores, labels, th, sm)) / neg_hours, 2)}
+                            for th, sm in SWEEP]
             result["models"][kind] = row
     result["front_end_per_hop"] = front_end_cost()
     print("\n| model | detected | wrong label | stray | false alarms/h | latency after word end (median, p90) | "
@@ -196,12 +197,13 @@ def main() -> None:
         print(f"| {kind} | {r['detected']}/{r['words']} ({100 * r['detection_rate']:.1f}%) | {r['wrong_label']} | "
               f"{r['stray']} | {r['false_alarms_per_hour']} | {lat['median']} s, {lat['p90']} s | "
               f"{r['real_time_factor']} | {r['heldout_accuracy']:.1%} |")
-    print("\n| threshold | " + " | ".join(f"{k} detected / FA per h" for k in result["models"]) + " |")
-    print("|---|" + "---|" * len(result["models"]))
-    for i, th in enumerate(SWEEP):
+    print("\n| threshold | smoothing (windows) | " + " | ".join(f"{k} detected / FA per h" for k in result["models"])
+          + " |")
+    print("|---|---|" + "---|" * len(result["models"]))
+    for i, (th, sm) in enumerate(SWEEP):
         cells = [f"{100 * r['sweep'][i]['detection_rate']:.1f}% / {r['sweep'][i]['false_alarms_per_hour']}"
                  for r in result["models"].values()]
-        print(f"| {th} | " + " | ".join(cells) + " |")
+        print(f"| {th} | {sm} | " + " | ".join(cells) + " |")
     fe = result["front_end_per_hop"]
     print(f"\nfront end per 100 ms hop: whole window {fe['naive_ms']} ms, streaming {fe['streaming_ms']} ms "
           f"({fe['ratio']}×)")
