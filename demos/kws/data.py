@@ -1,6 +1,6 @@
 """Step 1: synthesize keyword clips offline with espeak-ng, festival, flite and MBROLA.
 
-    nice -n 19 python3 demos/kws/data.py     # ~7 min for ~17 300 clips (2 shared cores)
+    nice -n 19 python3 demos/kws/data.py     # ~5.5 min for ~17 300 clips (2 shared cores)
 
 Writes 1 s, 16 kHz mono clips to demos/kws/.data/clips/ (git-ignored), a manifest
 (.data/manifest.csv: engine, voice, split, label, word, variant, word start/end) and a

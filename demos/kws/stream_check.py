@@ -1,0 +1,137 @@
+"""Rough streaming check of an ONNX model on the streams of streams.py (NOT the device app's logic).
+
+    demos/kws/.venv-train/bin/python demos/kws/stream_check.py [--model model/kws.onnx]   # ~2-3 min
+
+A 1 s window every 100 ms; a detection is a window whose top class is a keyword with score >= the
+threshold, and after a detection the next 1 s is ignored (refractory). No smoothing. On
+.data/streams/negatives.wav every detection is a false alarm (reported per hour); on keywords.wav a
+word counts as detected when a detection of its label ends within [word start, word end + 1 s];
+latency = detection window end - word end. The device app's smoothing and thresholds come later; this
+only compares models on the same footing.
+"""
+
+import argparse
+import json
+import os
+import wave
+
+import numpy as np
+import onnxruntime as ort
+from common import CLASSES, CLIP, DATA, MODEL_DIR, SR, Timer, features
+
+HOP = SR // 10
+STREAMS = os.path.join(DATA, "streams")
+THRESHOLDS = (0.5, 0.7, 0.8, 0.9)
+N_KW = 10
+
+
+def window_scores(sess, path, block_s=60):
+    """-> (scores [W, 12], window end times [W] in s), reading the WAV in blocks."""
+    name = sess.get_inputs()[0].name
+    out, ends = [], []
+    with wave.open(path, "rb") as w:
+        total = w.getnframes()
+        pos, carry = 0, np.zeros(0, np.float32)
+        while pos < total:
+            x = np.frombuffer(w.readframes(block_s * SR), "<i2").astype(np.float32) / 32768.0
+            buf = np.concatenate([carry, x])
+            start = pos - len(carry)  # sample index of buf[0]
+            n = (len(buf) - CLIP) // HOP + 1 if len(buf) >= CLIP else 0
+            if n > 0:
+                wins = np.lib.stride_tricks.sliding_window_view(buf, CLIP)[::HOP][:n]
+                z = np.concatenate(
+                    [sess.run(None, {name: features.log_mel(wins[i : i + 256])})[0] for i in range(0, n, 256)]
+                )
+                e = np.exp(z - z.max(1, keepdims=True))
+                out.append(e / e.sum(1, keepdims=True))
+                ends.append((start + np.arange(n) * HOP + CLIP) / SR)
+                carry = buf[n * HOP :]
+            else:
+                carry = buf
+            pos += len(x)
+    return np.concatenate(out), np.concatenate(ends)
+
+
+def detections(p, ends, thr, refractory=1.0):
+    """[(end_s, label, score)] with a refractory period."""
+    top, score = p.argmax(1), p.max(1)
+    out, last = [], -1e9
+    for i in np.nonzero((top < N_KW) & (score >= thr))[0]:
+        if ends[i] - last >= refractory:
+            out.append((float(ends[i]), CLASSES[top[i]], float(score[i])))
+            last = ends[i]
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", default=os.path.join(MODEL_DIR, "kws.onnx"))
+    ap.add_argument("--out", default=None, help="write the report as JSON here")
+    ap.add_argument("--streams", default=STREAMS, help="folder with the files of streams.py")
+    a = ap.parse_args()
+    timer = Timer()
+    sess = ort.InferenceSession(a.model, providers=["CPUExecutionProvider"])
+    report = dict(model=a.model)
+    p, ends = window_scores(sess, os.path.join(a.streams, "negatives.wav"))
+    hours = ends[-1] / 3600
+    neg = json.load(open(os.path.join(a.streams, "negatives.json")))
+    speech = [(s["start_s"], s["end_s"], s["text"]) for s in neg["speech"]]
+    report["negatives"] = {}
+    for thr in THRESHOLDS:
+        d = detections(p, ends, thr)
+        near = [
+            next((t for s, e, t in speech if s - 0.2 <= end <= e + 1.0), "(noise only)") for end, _, _ in d
+        ]  # what was being said when the window ended
+        by_label = {c: sum(1 for x in d if x[1] == c) for c in CLASSES[:N_KW]}
+        texts = {}
+        for t in near:
+            texts[t] = texts.get(t, 0) + 1
+        report["negatives"][thr] = dict(
+            false_alarms=len(d),
+            per_hour=round(len(d) / hours, 1),
+            by_label=by_label,
+            top_triggers=sorted(texts.items(), key=lambda kv: -kv[1])[:8],
+        )
+        print(f"negatives ({hours * 60:.1f} min) thr {thr}: {len(d)} false alarms = {len(d) / hours:.1f}/h  {by_label}")
+        print(f"   triggered by: {report['negatives'][thr]['top_triggers']}")
+    print(f"  {timer}", flush=True)
+    p, ends = window_scores(sess, os.path.join(a.streams, "keywords.wav"))
+    truth = json.load(open(os.path.join(a.streams, "keywords.json")))
+    report["keywords"] = {}
+    for thr in THRESHOLDS:
+        d = detections(p, ends, thr)
+        hit, lat, by_label, by_voice = [], [], {}, {}
+        for t in truth:
+            m = [x for x in d if t["start_s"] <= x[0] <= t["end_s"] + 1.0 and x[1] == t["label"]]
+            hit.append(bool(m))
+            if m:
+                lat.append(m[0][0] - t["end_s"])
+            by_label.setdefault(t["label"], []).append(bool(m))
+            engine = t["voice"].split("/")[0]
+            by_voice.setdefault(engine, []).append(bool(m))
+        wrong = [
+            x for x in d if not any(t["start_s"] <= x[0] <= t["end_s"] + 1.0 and x[1] == t["label"] for t in truth)
+        ]
+        report["keywords"][thr] = dict(
+            detected=round(float(np.mean(hit)), 3),
+            n=len(truth),
+            latency_s_median=round(float(np.median(lat)), 2) if lat else None,
+            latency_s_p90=round(float(np.percentile(lat, 90)), 2) if lat else None,
+            other_detections=len(wrong),
+            by_label={k: round(float(np.mean(v)), 2) for k, v in by_label.items()},
+            by_engine={k: round(float(np.mean(v)), 2) for k, v in by_voice.items()},
+        )
+        r = report["keywords"][thr]
+        print(
+            f"keywords thr {thr}: detected {r['detected']:.2f} of {len(truth)}, latency after word end median "
+            f"{r['latency_s_median']} s p90 {r['latency_s_p90']} s, other detections {len(wrong)}  "
+            f"{r['by_label']} {r['by_engine']}"
+        )
+    if a.out:
+        with open(a.out, "w") as f:
+            json.dump(report, f, indent=1)
+    print(f"done  {timer}")
+
+
+if __name__ == "__main__":
+    main()
