@@ -109,18 +109,22 @@ def window_scores(model_path: Path, wav: Path, hop: int = 1600) -> np.ndarray:
     r = WavReader(wav)
     assert r.rate == features.SAMPLE_RATE and r.channels == 1, wav
     blocks = list(r.blocks(hop)) + [np.zeros((features.CLIP_SAMPLES, 1), np.float32)]
+    heard = 0
     for b in blocks:
         pending = np.concatenate([pending, b[:, 0]])
         while len(pending) >= hop:
-            out.append(softmax(sess.run(None, {name: stream.push(pending[:hop])})[0][0]))
-            pending = pending[hop:]
+            x = stream.push(pending[:hop])
+            pending, heard = pending[hop:], heard + hop
+            if heard >= features.CLIP_SAMPLES:  # as the app: judge only windows of real audio
+                out.append(softmax(sess.run(None, {name: x})[0][0]))
     r.close()
     return np.array(out)
 
 
 def replay(scores: np.ndarray, labels: list[str], threshold: float, smooth: int) -> list[dict]:
     det = Detector(labels, threshold, smooth=smooth, refractory_s=1.0)
-    return [d.as_dict() for i, s in enumerate(scores) if (d := det.step(s, (i + 1) * 0.1))]
+    first = features.CLIP_SAMPLES / features.SAMPLE_RATE  # the first window ends after one second
+    return [d.as_dict() for i, s in enumerate(scores) if (d := det.step(s, first + i * 0.1))]
 
 
 def front_end_cost(seconds: float = 30.0) -> dict:

@@ -145,7 +145,7 @@ def build(opts: BuildOptions, progress=print) -> dict:
         steps.say(f"glibc: bundle needs {elf_report['glibc_needed']}, target allows {target.glibc_floor}; "
                   f"{elf_report['elf_files']} ELF files, all {target.arch}")
         checked = steps.run("verify" + (" (emulated)" if env.emulated else ""), verify.verify, built, optimized,
-                            feeds, work, env=env.run_env(), manifest=man)
+                            feeds, work, env=env.run_env(), manifest=man, cross_arch=env.emulated)
         steps.say(f"verified: {checked['samples']} samples, max relative difference {checked['max_rel_diff']:.2g}")
         _place(built, opts.output)
         size = bundle_size(opts.output)

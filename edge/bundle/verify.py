@@ -15,6 +15,11 @@ from edge import evaluate
 from edge.errors import VerifyError
 
 TOLERANCE = 1e-4  # relative to max(1, max |reference|); same onnxruntime version on both sides
+# int8 kernels round differently on another architecture (ARM's requantization against x86's): measured up
+# to 1.1e-2 on the keyword model under qemu. Such builds must keep every top-1 class and stay within this.
+INT8_CROSS_ARCH_TOLERANCE = 5e-2
+QUANTIZED_OPS = {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "ConvInteger",
+                 "MatMulInteger", "DynamicQuantizeLinear"}
 TIMEOUT_S = 600
 
 
@@ -30,7 +35,7 @@ def entry_point(built: Path) -> Path:
 
 
 def verify(built: Path, model: onnx.ModelProto, feeds: list[dict[str, np.ndarray]], workdir: Path,
-           runner: list[str] | None = None, env=None, manifest: dict | None = None) -> dict:
+           runner: list[str] | None = None, env=None, manifest: dict | None = None, cross_arch: bool = False) -> dict:
     exe = entry_point(built)
     start = time.monotonic()
     info = run_executable(exe, ["--info"], runner, env)
@@ -50,12 +55,17 @@ def verify(built: Path, model: onnx.ModelProto, feeds: list[dict[str, np.ndarray
     with np.load(outputs) as z:
         got = [[z[n][i] for n in output_names] for i in range(len(feeds))]
     ref = evaluate.run_all(evaluate.session(model), feeds)
-    diff = evaluate.max_rel_diff(ref, got)
-    result = {"samples": len(feeds), "max_rel_diff": diff, "tolerance": TOLERANCE, "passed": diff <= TOLERANCE,
-              "run_seconds": round(run_seconds, 2), "seconds": round(time.monotonic() - start, 2)}
-    if not diff <= TOLERANCE:
+    compared = evaluate.compare(ref, got, output_names)
+    diff, agreement = compared["max_rel_diff"], compared["top1_agreement"]
+    int8_elsewhere = cross_arch and any(n.op_type in QUANTIZED_OPS for n in model.graph.node)
+    tolerance = INT8_CROSS_ARCH_TOLERANCE if int8_elsewhere else TOLERANCE
+    passed = diff <= tolerance and (not int8_elsewhere or agreement in (None, 1.0))
+    result = {"samples": len(feeds), "max_rel_diff": diff, "tolerance": tolerance, "top1_agreement": agreement,
+              "rule": "int8 on another architecture: every top-1 class kept" if int8_elsewhere else "same numbers",
+              "passed": passed, "run_seconds": round(run_seconds, 2), "seconds": round(time.monotonic() - start, 2)}
+    if not passed:
         raise VerifyError(f"the executable's outputs differ from onnxruntime on this machine by {diff:.3g} "
-                          f"(> {TOLERANCE}); the executable was removed")
+                          f"(allowed {tolerance}; top-1 agreement {agreement}); the executable was removed")
     return result
 
 

@@ -80,7 +80,8 @@ class Listener:
         app = manifest["app"]
         self.session, self.input_name, self.logits = session, manifest["inputs"][0]["name"], app["scores"] == "logits"
         self.hop = RATE * args.hop_ms // 1000
-        self.frontend = StreamingLogMel(int(RATE * app["window_s"]))
+        self.window = int(RATE * app["window_s"])
+        self.frontend = StreamingLogMel(self.window)
         default, per = thresholds(args.threshold, app)
         self.detector = Detector(app["labels"], default, per, args.smooth, args.refractory)
         self.labels, self.verbose, self.out = app["labels"], args.verbose, out
@@ -97,10 +98,12 @@ class Listener:
     def _window(self, block: np.ndarray) -> None:
         t0 = time.perf_counter()
         x = self.frontend.push(block)
+        self.samples += len(block)
+        if self.samples < self.window:  # the first second is still part digital zeros: nothing to judge yet
+            return
         t1 = time.perf_counter()
         scores = self.session.run({self.input_name: x})[0][0]
         t2 = time.perf_counter()
-        self.samples += len(block)
         self.windows += 1
         self.feature_s += t1 - t0
         self.inference_s += t2 - t1
