@@ -212,6 +212,15 @@ def random_inputs(specs: list[TensorSpec], count: int, seed: int = 0) -> list[di
     return samples
 
 
+# ops that only appear in quantized graphs (QDQ, QOperator, dynamic int8)
+QUANTIZED_OPS = frozenset({"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "QLinearConv",
+                           "QLinearMatMul", "QLinearAdd", "QLinearMul", "ConvInteger", "MatMulInteger"})
+
+
+def is_quantized(model: onnx.ModelProto) -> bool:
+    return any(n.op_type in QUANTIZED_OPS for n in model.graph.node)
+
+
 def initializer_arrays(model: onnx.ModelProto) -> dict[str, np.ndarray]:
     return {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import onnx
 from onnx import helper, numpy_helper
 
+from edge import model as M
 from edge.errors import BackendError
 
 SUPPORTED = frozenset(
@@ -24,8 +25,6 @@ SUPPORTED = frozenset(
     "Sigmoid Sin Size Slice Softmax Softplus Softsign SpaceToDepth SpatialBN Split Sqrt Squeeze Sub Sum Tan Tanh "
     "TopK Transpose Unsqueeze Xor".split()
 )
-QUANTIZED = {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger",
-             "DynamicQuantizeLinear", "QLinearAdd", "QLinearMul"}
 AXES_AS_INPUT = {"Squeeze", "Unsqueeze", "ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd",
                  "ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare"}
 
@@ -47,8 +46,9 @@ class Problem:
 FIXES = {"rewrite": "edgepack's graph rewrite", "fold": "constant folding (edge optimize, edge build)"}
 
 
-def _constants(model: onnx.ModelProto) -> dict:
-    found = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+def constants(model: onnx.ModelProto) -> dict:
+    """Initializers and Constant-node outputs by name."""
+    found = M.initializer_arrays(model)
     for n in model.graph.node:
         if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value":
             found[n.output[0]] = numpy_helper.to_array(n.attribute[0].t)
@@ -60,7 +60,7 @@ def _ranks(model: onnx.ModelProto) -> dict[str, int]:
     return {v.name: len(v.type.tensor_type.shape.dim) for v in vis if v.type.tensor_type.HasField("shape")}
 
 
-def _attr(node, name, default=None):
+def attr(node, name, default=None):
     for a in node.attribute:
         if a.name == name:
             return helper.get_attribute_value(a)
@@ -69,8 +69,8 @@ def _attr(node, name, default=None):
 
 def check(model: onnx.ModelProto) -> list[Problem]:
     """Every node the importer would refuse or get wrong; `rewrite` marks the ones edgepack fixes."""
-    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
-    consts, ranks = _constants(model), _ranks(model)
+    opset = M.opset(model)
+    consts, ranks = constants(model), _ranks(model)
     problems = []
     for i, n in enumerate(model.graph.node):
         name = n.name or f"{n.op_type}_{i}"
@@ -80,7 +80,7 @@ def check(model: onnx.ModelProto) -> list[Problem]:
 
         if n.domain not in ("", "ai.onnx"):
             p(f"custom domain {n.domain!r}")
-        elif n.op_type in QUANTIZED:
+        elif n.op_type in M.QUANTIZED_OPS:
             p("quantized op: MXNet imports float graphs only (build without --quantize, see --backend mxnet)")
         elif n.op_type not in SUPPORTED:
             p("no MXNet importer translation for this op")
@@ -89,22 +89,22 @@ def check(model: onnx.ModelProto) -> list[Problem]:
         elif n.op_type == "Softmax" and opset < 13 and ranks.get(n.input[0], 2) > 2:
             p(f"{ranks[n.input[0]]}-D Softmax at opset {opset}: the importer computes it over one axis only "
               "(wrong numbers, no error)", "rewrite")
-        elif n.op_type == "Conv" and str(_attr(n, "auto_pad", b"NOTSET"), "ascii") in ("SAME_UPPER", "SAME_LOWER"):
+        elif n.op_type == "Conv" and str(attr(n, "auto_pad", b"NOTSET"), "ascii") in ("SAME_UPPER", "SAME_LOWER"):
             p("auto_pad=SAME_*: the importer ignores it (wrong output shape, no error)", "rewrite")
         elif n.op_type == "Reshape" and n.input[1] not in consts:
             p("target shape computed at run time (Shape→Gather→Concat)", "fold")
-        elif n.op_type == "Flatten" and _attr(n, "axis", 1) != 1:
-            p(f"Flatten axis={_attr(n, 'axis')}: the importer flattens from axis 1 only")
+        elif n.op_type == "Flatten" and attr(n, "axis", 1) != 1:
+            p(f"Flatten axis={attr(n, 'axis')}: the importer flattens from axis 1 only")
         elif n.op_type == "MatMul" and (ranks.get(n.input[0], 2) > 2 or ranks.get(n.input[1], 2) > 2):
             p("MatMul with a >2-D operand: the importer handles 2-D × 2-D only")
         elif n.op_type == "Slice" and len(n.input) > 1:
             p("starts/ends given as int64 inputs (opset >= 10): the importer's slice fails on them")
-        elif n.op_type == "Clip" and len(n.input) == 1 and _attr(n, "min") is None and _attr(n, "max") is None:
+        elif n.op_type == "Clip" and len(n.input) == 1 and attr(n, "min") is None and attr(n, "max") is None:
             p("Clip without bounds")
         elif n.op_type == "Clip" and any(x and x not in consts for x in n.input[1:]):
             p("min/max computed at run time")
-        elif n.op_type == "Split" and (len(n.input) > 1 or _attr(n, "split") is not None):
-            sizes = consts.get(n.input[1]) if len(n.input) > 1 else _attr(n, "split")
+        elif n.op_type == "Split" and (len(n.input) > 1 or attr(n, "split") is not None):
+            sizes = consts.get(n.input[1]) if len(n.input) > 1 else attr(n, "split")
             if sizes is None or len(set(list(sizes))) > 1:
                 p("unequal Split")
     return problems

@@ -12,7 +12,8 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from edge.backends.mxnet_ops import AXES_AS_INPUT, _attr, _constants
+from edge import model as M
+from edge.backends.mxnet_ops import AXES_AS_INPUT, attr, constants
 
 
 def _static_shapes(model: onnx.ModelProto) -> dict[str, list]:
@@ -21,7 +22,7 @@ def _static_shapes(model: onnx.ModelProto) -> dict[str, list]:
             for v in vis if v.type.tensor_type.HasField("shape")}
 
 
-def _set_attr(node, name, value) -> None:
+def _setattr(node, name, value) -> None:
     for a in list(node.attribute):
         if a.name == name:
             node.attribute.remove(a)
@@ -31,35 +32,35 @@ def _set_attr(node, name, value) -> None:
 
 def explicit_conv_pads(model: onnx.ModelProto) -> list[str]:
     """auto_pad=SAME_UPPER/SAME_LOWER → the same pads written out (needs the input's spatial shape)."""
-    shapes, done = _static_shapes(model), []
+    shapes, consts, done = _static_shapes(model), constants(model), []
     for n in model.graph.node:
-        mode = str(_attr(n, "auto_pad", b"NOTSET"), "ascii")
+        mode = str(attr(n, "auto_pad", b"NOTSET"), "ascii")
         if n.op_type != "Conv" or mode not in ("SAME_UPPER", "SAME_LOWER"):
             continue
-        shape, weight = shapes.get(n.input[0]), _constants(model).get(n.input[1])
+        shape, weight = shapes.get(n.input[0]), consts.get(n.input[1])
         if not shape or weight is None or any(d is None for d in shape[2:]):
             continue
         kernel = list(weight.shape[2:])
-        strides = _attr(n, "strides") or [1] * len(kernel)
-        dil = _attr(n, "dilations") or [1] * len(kernel)
+        strides = attr(n, "strides") or [1] * len(kernel)
+        dil = attr(n, "dilations") or [1] * len(kernel)
         begin, end = [], []
         for size, k, s, d in zip(shape[2:], kernel, strides, dil, strict=True):
             total = max((math.ceil(size / s) - 1) * s + (k - 1) * d + 1 - size, 0)
             small, big = total // 2, total - total // 2
             begin.append(small if mode == "SAME_UPPER" else big)
             end.append(big if mode == "SAME_UPPER" else small)
-        _set_attr(n, "auto_pad", None)
-        _set_attr(n, "pads", begin + end)
+        _setattr(n, "auto_pad", None)
+        _setattr(n, "pads", begin + end)
         done.append(n.name)
     return done
 
 
 def conv_kernel_shape(model: onnx.ModelProto) -> list[str]:
     """kernel_shape is optional in ONNX (it follows from the weights) but the importer reads it."""
-    consts, done = _constants(model), []
+    consts, done = constants(model), []
     for n in model.graph.node:
-        if n.op_type in ("Conv", "ConvTranspose") and _attr(n, "kernel_shape") is None and n.input[1] in consts:
-            _set_attr(n, "kernel_shape", [int(d) for d in consts[n.input[1]].shape[2:]])
+        if n.op_type in ("Conv", "ConvTranspose") and attr(n, "kernel_shape") is None and n.input[1] in consts:
+            _setattr(n, "kernel_shape", [int(d) for d in consts[n.input[1]].shape[2:]])
             done.append(n.name)
     return done
 
@@ -67,13 +68,12 @@ def conv_kernel_shape(model: onnx.ModelProto) -> list[str]:
 def softmax_as_2d(model: onnx.ModelProto) -> list[str]:
     """Opset < 13 Softmax on N-D input means: flatten to 2-D from `axis`, softmax, shape back. Written out
     as Flatten → Softmax → Reshape, which the importer translates correctly."""
-    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
-    if opset >= 13:
+    if M.opset(model) >= 13:
         return []
     shapes, done, nodes = _static_shapes(model), [], []
     for n in model.graph.node:
         shape = shapes.get(n.input[0]) if n.op_type == "Softmax" else None
-        if not shape or len(shape) <= 2 or _attr(n, "axis", 1) != 1 or any(d is None for d in shape[1:]):
+        if not shape or len(shape) <= 2 or attr(n, "axis", 1) != 1 or any(d is None for d in shape[1:]):
             nodes.append(n)
             continue
         flat, soft, target = f"{n.output[0]}__2d", f"{n.output[0]}__2d_softmax", f"{n.output[0]}__shape"
@@ -107,10 +107,10 @@ def constant_nodes_to_initializers(model: onnx.ModelProto) -> list[str]:
 def axes_to_attribute(model: onnx.ModelProto) -> list[str]:
     """Squeeze/Unsqueeze/Reduce* with constant axes as an input (opset >= 13/18) → the `axes` attribute
     the importer reads; without it Squeeze and Reduce* would silently act on every axis."""
-    consts, done = _constants(model), []
+    consts, done = constants(model), []
     for n in model.graph.node:
         if n.op_type in AXES_AS_INPUT and len(n.input) > 1 and n.input[1] in consts:
-            _set_attr(n, "axes", [int(a) for a in consts[n.input[1]].ravel()])
+            _setattr(n, "axes", [int(a) for a in consts[n.input[1]].ravel()])
             del n.input[1:]
             done.append(n.name)
     return done

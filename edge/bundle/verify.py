@@ -12,14 +12,13 @@ import numpy as np
 import onnx
 
 from edge import evaluate
+from edge import model as M
 from edge.errors import VerifyError
 
 TOLERANCE = 1e-4  # relative to max(1, max |reference|); same onnxruntime version on both sides
 # int8 kernels round differently on another architecture (ARM's requantization against x86's): measured up
 # to 1.1e-2 on the keyword model under qemu. Such builds must keep every top-1 class and stay within this.
 INT8_CROSS_ARCH_TOLERANCE = 5e-2
-QUANTIZED_OPS = {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "ConvInteger",
-                 "MatMulInteger", "DynamicQuantizeLinear"}
 TIMEOUT_S = 600
 
 
@@ -57,7 +56,7 @@ def verify(built: Path, model: onnx.ModelProto, feeds: list[dict[str, np.ndarray
     ref = evaluate.run_all(evaluate.session(model), feeds)
     compared = evaluate.compare(ref, got, output_names)
     diff, agreement = compared["max_rel_diff"], compared["top1_agreement"]
-    int8_elsewhere = cross_arch and any(n.op_type in QUANTIZED_OPS for n in model.graph.node)
+    int8_elsewhere = cross_arch and M.is_quantized(model)
     tolerance = INT8_CROSS_ARCH_TOLERANCE if int8_elsewhere else TOLERANCE
     passed = diff <= tolerance and (not int8_elsewhere or agreement in (None, 1.0))
     result = {"samples": len(feeds), "max_rel_diff": diff, "tolerance": tolerance, "top1_agreement": agreement,
