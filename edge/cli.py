@@ -47,7 +47,7 @@ def add_optimize_options(opt: argparse.ArgumentParser) -> None:
     w.add_argument("--calibration", type=Path, metavar="DATA", help=".npz or folder of .npy/.npz (int8)")
     w.add_argument("--calibration-method", default="minmax", metavar="M", help="minmax (default), entropy, percentile")
     w.add_argument("--exclude-nodes", type=_names, default=[], metavar="A,B",
-                   help="nodes to keep in float when quantizing")
+                   help="nodes to keep in float when quantizing (names or patterns such as 'emb/*')")
     e = opt.add_argument_group("evaluation")
     e.add_argument("--eval", type=Path, metavar="DATA", help="evaluation data (.npz or folder; optional 'labels')")
     e.add_argument("--max-accuracy-drop", type=_ratio, metavar="P",

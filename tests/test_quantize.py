@@ -105,3 +105,23 @@ def test_accuracy_gate_refuses_to_write(models, tmp_path):
     assert "accuracy dropped by" in r.stderr and "not written" in r.stderr
     assert not out.exists() and not (tmp_path / "gated.report.json").exists()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_exclude_nodes_takes_names_and_patterns(models, tmp_path):
+    src = models("trained-cnn")
+    convs = [n.name for n in onnx.load(str(src)).graph.node if n.op_type == "Conv"]
+    assert len(convs) >= 2 and all(convs)
+    out = tmp_path / "q.onnx"
+    pattern = convs[0][:-1] + "*"  # a shell pattern matching the first Conv (and maybe more)
+    edge("optimize", src, "-o", out, "--quantize", "int8", "--calibration", src.parent / "calibration.npz",
+         "--exclude-nodes", pattern)
+    q = onnx.load(str(out))
+    produced_by = {o: n for n in q.graph.node for o in n.output}
+    for conv in (n for n in q.graph.node if n.op_type == "Conv"):
+        float_weight = conv.input[1] in {i.name for i in q.graph.initializer}
+        matched = conv.name.startswith(pattern[:-1])
+        assert float_weight == matched, conv.name  # excluded: float weights; others: DequantizeLinear
+        assert float_weight or produced_by[conv.input[1]].op_type == "DequantizeLinear"
+    r = edge("optimize", src, "-o", tmp_path / "r.onnx", "--quantize", "int8", "--calibration",
+             src.parent / "calibration.npz", "--exclude-nodes", "nothing/*", check=False)
+    assert r.returncode != 0 and "no node named nothing/*" in r.stderr and not (tmp_path / "r.onnx").exists()

@@ -47,39 +47,79 @@ def _read_labels(path: Path | None) -> dict:
     return meta
 
 
+LOGMEL = [1, features.N_MELS, features.N_FRAMES]  # an input fed the log-mel of the last second
+
+
+def _shape(spec) -> str:
+    return f"{spec.name} {spec.dtype}{list(spec.shape or [])}"
+
+
+def _stream(meta: dict, ins: list, outs: list, path) -> tuple[dict, set[str]]:
+    """The streaming contract: one call per step of `chunk_samples` new samples; the audio input gets the
+    last samples, each state input the previous call's matching output (zeros at the start)."""
+    s = meta["stream"]
+    by_in, by_out = {i.name: i for i in ins}, {o.name: o for o in outs}
+    if not isinstance(s, dict) or not isinstance(s.get("chunk_samples"), int) or s["chunk_samples"] <= 0:
+        raise DataError(f"{path}: \"stream\" needs a positive integer \"chunk_samples\"")
+    audio = by_in.get(s.get("audio"))
+    if audio is None or len(audio.shape or []) != 2 or not isinstance(audio.shape[1], int) \
+            or audio.shape[1] < s["chunk_samples"]:
+        raise ModelError(f"the stream contract in {path} names the audio input {s.get('audio')!r}: the model needs "
+                         f"it as float32 [N, samples >= {s['chunk_samples']}]")
+    states = []
+    for i_name, o_name in dict(s.get("states") or {}).items():
+        i, o = by_in.get(i_name), by_out.get(o_name)
+        if i is None or o is None or list(i.shape or [])[1:] != list(o.shape or [])[1:] \
+                or not all(isinstance(d, int) for d in list(i.shape or [])[1:]):
+            raise ModelError(f"the stream contract in {path} carries state {i_name} -> {o_name}: the model needs "
+                             "an input and an output of that name with the same static shape")
+        states.append({"input": i_name, "output": o_name, "shape": [1, *i.shape[1:]]})
+    fed = {audio.name, *(x["input"] for x in states)}
+    return {"chunk_samples": s["chunk_samples"], "audio": audio.name, "audio_samples": audio.shape[1],
+            "states": states}, fed
+
+
 def _voice_commands(model: onnx.ModelProto, options: dict) -> dict:
     meta = _read_labels(options.get("labels"))
-    labels = meta["labels"]
+    labels, path = meta["labels"], options.get("labels")
     ins, outs = M.inputs(model), M.outputs(model)
-    want = [1, features.N_MELS, features.N_FRAMES]
-    if len(ins) != 1 or list(ins[0].shape or [])[1:] != want or str(ins[0].dtype) != "float32":
-        got = "; ".join(f"{s.name} {s.dtype}{list(s.shape or [])}" for s in ins)
-        raise ModelError(f"the voice-commands app feeds one float32 log-mel input [N, {', '.join(map(str, want))}] "
-                         f"(edge/runtime/audio/features.py); the model has {got}")
-    classes = outs[0].shape[-1] if outs and outs[0].shape else None
+    stream, fed = _stream(meta, ins, outs, path) if "stream" in meta else (None, set())
+    logmel = [i for i in ins if i.name not in fed]
+    if len(logmel) > 1 or (not stream and not logmel) or any(
+            list(i.shape or [])[1:] != LOGMEL or str(i.dtype) != "float32" for i in logmel):
+        besides = " besides the stream's audio and states" if stream else ""
+        raise ModelError(f"the voice-commands app feeds one float32 log-mel input [N, {', '.join(map(str, LOGMEL))}] "
+                         f"(edge/runtime/audio/features.py){besides}; the model has "
+                         f"{'; '.join(_shape(s) for s in ins)}")
+    scores = outs[0]
+    classes = scores.shape[-1] if scores.shape else None
     if classes != len(labels):
-        raise ModelError(f"the model's first output {outs[0].name} {list(outs[0].shape or [])} does not give one "
-                         f"score per label: {options.get('labels')} has {len(labels)} labels")
+        raise ModelError(f"the model's first output {scores.name} {list(scores.shape or [])} does not give one "
+                         f"score per label: {path} has {len(labels)} labels")
     kind = str(meta.get("output_kind", "logits"))
+    # benchmarks/voice.py's sweep on 62 min of keyword-free speech and noise: for the DS-CNN alone, 0.8 over 5
+    # windows gave 6.8 false alarms/h at 62% detection of held-out voices; a model may bring its own
+    detector = {"threshold": 0.8, "smooth": 5, "refractory_s": 1.0, **dict(meta.get("detector") or {})}
     return {
         "name": "voice-commands",
         "labels": labels,
         "scores": "probabilities" if kind.startswith("prob") else "logits",
         "sample_rate": features.SAMPLE_RATE,
         "window_s": features.CLIP_SAMPLES / features.SAMPLE_RATE,
-        "hop_s": 0.1,
-        # benchmarks/voice.py's sweep on 62 min of keyword-free speech and noise: 0.8 over 5 windows gave
-        # 6.8 false alarms/h at 62% detection of held-out voices; 0.7 over 3 gave 45/h at 70%
-        "threshold": options.get("threshold", 0.8),
-        "thresholds": {},
-        "smooth": 5,
-        "refractory_s": 1.0,
+        "hop_s": stream["chunk_samples"] / features.SAMPLE_RATE if stream else 0.1,
+        "logmel": logmel[0].name if logmel else None,
+        "stream": stream,
+        "threshold": options.get("threshold", detector["threshold"]),
+        "thresholds": dict(detector.get("thresholds") or {}),
+        "smooth": int(detector["smooth"]),
+        "refractory_s": float(detector["refractory_s"]),
     }
 
 
 VOICE_COMMANDS = App(
     name="voice-commands",
-    description="keyword spotting from a microphone or WAV file (log-mel front end, smoothing, refractory)",
+    description="keyword spotting from a microphone or WAV file (log-mel and/or raw-audio stream models, smoothing, "
+                "refractory)",
     runtime_packages=("audio",),
     # 0.5.6: the version tested here; its PortAudio comes from the build system (libportaudio2), bundled
     pip=("sounddevice==0.5.6",),

@@ -3,6 +3,8 @@ weights: onnxruntime's recommendation for ARM), int8 dynamic (weights only), and
 
 from __future__ import annotations
 
+import fnmatch
+
 import onnx
 from onnx import version_converter
 from onnxruntime.quantization import (
@@ -98,12 +100,14 @@ def _preprocess(model, ctx: Context, outcome: Outcome):
 
 
 def _nodes_to_exclude(model, ctx):
+    """--exclude-nodes: node names, or shell patterns (`emb/*`) that must each match at least one node."""
     names = ctx.options.get("exclude_nodes") or []
-    known = {n.name for n in model.graph.node}
-    unknown = [n for n in names if n not in known]
+    known = [n.name for n in model.graph.node]
+    unknown = [n for n in names if not fnmatch.filter(known, n)]
     if unknown:
         raise UsageError(f"--exclude-nodes: no node named {', '.join(unknown)} (`edge inspect --tensors` lists nodes)")
-    return names or None
+    picked = [k for k in known if any(fnmatch.fnmatchcase(k, n) for n in names)]
+    return picked or None
 
 
 class Int8Static:

@@ -21,7 +21,7 @@ from . import features
 from .detector import Detection, Detector, softmax
 from .mic import AudioError, Microphone, find_device, import_sounddevice, input_devices
 from .resample import Resampler, to_mono
-from .streaming import StreamingLogMel
+from .streaming import ModelStream, StreamingLogMel
 from .wavfile import WavError, WavReader
 
 EXIT_AUDIO = 4  # no input device, device lost, unreadable WAV
@@ -39,7 +39,8 @@ def audio_parser(name: str, app: dict) -> argparse.ArgumentParser:
     g.add_argument("--wav", type=Path, metavar="FILE", help="stream a WAV file (any rate, any channels) instead")
     g.add_argument("--fast", action="store_true", help="with --wav: as fast as possible instead of real time")
     g.add_argument("--hop-ms", type=int, default=round(app["hop_s"] * 1000),
-                   help="evaluate the last second every HOP ms (multiple of 10; default %(default)s)")
+                   help="evaluate the last second every HOP ms (multiple of 10; default %(default)s; fixed for "
+                        "streaming models)")
     g.add_argument("--threshold", action="append", default=[], metavar="X|LABEL=X",
                    help=f"score needed to report a keyword (default {app['threshold']}); LABEL=X for one keyword")
     g.add_argument("--smooth", type=int, default=app["smooth"],
@@ -78,10 +79,13 @@ class Listener:
 
     def __init__(self, session, manifest: dict, args, out):
         app = manifest["app"]
-        self.session, self.input_name, self.logits = session, manifest["inputs"][0]["name"], app["scores"] == "logits"
-        self.hop = RATE * args.hop_ms // 1000
+        self.session, self.logits = session, app["scores"] == "logits"
+        stream = app.get("stream")
+        self.hop = stream["chunk_samples"] if stream else RATE * args.hop_ms // 1000
         self.window = int(RATE * app["window_s"])
-        self.frontend = StreamingLogMel(self.window)
+        self.logmel = app.get("logmel", manifest["inputs"][0]["name"])
+        self.frontend = StreamingLogMel(self.window) if self.logmel else None
+        self.stream = ModelStream(stream, [o["name"] for o in manifest["outputs"]]) if stream else None
         default, per = thresholds(args.threshold, app)
         self.detector = Detector(app["labels"], default, per, args.smooth, args.refractory)
         self.labels, self.verbose, self.out = app["labels"], args.verbose, out
@@ -97,13 +101,21 @@ class Listener:
 
     def _window(self, block: np.ndarray) -> None:
         t0 = time.perf_counter()
-        x = self.frontend.push(block)
+        feeds = {self.logmel: self.frontend.push(block)} if self.frontend else {}
+        if self.stream:
+            feeds.update(self.stream.feeds(block))
         self.samples += len(block)
-        if self.samples < self.window:  # the first second is still part digital zeros: nothing to judge yet
+        warm = self.samples >= self.window  # before, the window is still part digital zeros: nothing to judge
+        if not warm and not self.stream:  # a streaming model's states must follow every step, judged or not
             return
         t1 = time.perf_counter()
-        scores = self.session.run({self.input_name: x})[0][0]
+        outputs = self.session.run(feeds)
+        if self.stream:
+            self.stream.update(outputs)
         t2 = time.perf_counter()
+        if not warm:
+            return
+        scores = outputs[0][0]
         self.windows += 1
         self.feature_s += t1 - t0
         self.inference_s += t2 - t1
@@ -236,6 +248,9 @@ def main(argv: list[str] | None, manifest: dict) -> int:
             raise InputError("give one of --mic, --wav, --list-devices")
         if args.hop_ms < 10 or args.hop_ms % 10 or args.hop_ms > 1000:
             raise InputError("--hop-ms must be a multiple of 10 between 10 and 1000")
+        step_ms = round(app["hop_s"] * 1000)
+        if app.get("stream") and args.hop_ms != step_ms:
+            raise InputError(f"--hop-ms: this model reads the stream in steps of {step_ms} ms; it cannot change")
         as_json = args.json or not sys.stdout.isatty()
         sd = import_sounddevice() if args.mic or args.list_devices else None
         if args.list_devices:

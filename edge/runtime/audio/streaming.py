@@ -41,3 +41,22 @@ class StreamingLogMel:
     def window(self) -> np.ndarray:
         mel = self._frames - self._frames.mean(axis=0, keepdims=True)
         return np.ascontiguousarray(mel.T, dtype=np.float32)[None, None]
+
+
+class ModelStream:
+    """The audio and state inputs of a streaming model (manifest["app"]["stream"]): each step feeds the last
+    `audio_samples` samples and, per state input, the previous step's matching output (zeros at the start)."""
+
+    def __init__(self, spec: dict, output_names: list[str]):
+        self.audio_name = spec["audio"]
+        self._audio = np.zeros(spec["audio_samples"], np.float32)
+        self._states = {s["input"]: np.zeros(s["shape"], np.float32) for s in spec["states"]}
+        self._from = {s["input"]: output_names.index(s["output"]) for s in spec["states"]}
+
+    def feeds(self, samples: np.ndarray) -> dict[str, np.ndarray]:
+        self._audio = np.concatenate([self._audio, np.asarray(samples, np.float32)])[-len(self._audio) :]
+        return {self.audio_name: self._audio[None], **self._states}
+
+    def update(self, outputs: list[np.ndarray]) -> None:
+        for name, index in self._from.items():
+            self._states[name] = outputs[index]
