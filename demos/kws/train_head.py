@@ -1,0 +1,191 @@
+"""Step 2b: a keyword head on the pretrained speech embedding (embedding.py), and its ensemble with the DS-CNN.
+
+    nice -n 19 demos/kws/.venv-train/bin/python demos/kws/train_head.py [--rounds 4]
+
+1. Embeddings of every train clip: clean, plus --rounds augmented copies (augment.py: speed, shift,
+   rooms, band-limits, noise) and generated _silence_; cached in .data/emb_train_<rounds>.npz.
+2. An MLP head (3 x 96 -> 128 -> 128 -> 12) trained on them with torch; the epoch is chosen on
+   heldout_voices (clean + one fixed noisy copy), like train.py. heldout_engine is only reported.
+3. The ensemble: mean of the DS-CNN's and the head's probabilities, weight chosen on heldout_voices.
+Writes model/head.onnx (input "embeddings" [N, 3, 96], output "logits" [N, 12]) and
+model/head_report.json (accuracy per split of the head alone, the DS-CNN alone and the ensemble, per class
+and per engine, confusion matrices). assemble.py then builds the streaming model from kws.onnx +
+head.onnx + the embedding files.
+"""
+
+import argparse
+import json
+import os
+
+import numpy as np
+import onnxruntime as ort
+import torch
+from augment import Augmenter, split_set
+from common import CLASSES, DATA, IRS, MODEL_DIR, SILENCE, UNKNOWN, Timer, features, load_clips, read_manifest
+from embedding import EMB_DIM, LICENCE, N_EMB, Embedder
+from evaluate import summarize
+from export import pick
+from torch import nn
+
+
+class Head(nn.Module):
+    def __init__(self, hidden=128, dropout=0.3):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Flatten(), nn.Linear(N_EMB * EMB_DIM, hidden), nn.LayerNorm(hidden), nn.ReLU(), nn.Dropout(dropout),
+            nn.Linear(hidden, hidden), nn.LayerNorm(hidden), nn.ReLU(), nn.Dropout(dropout),
+            nn.Linear(hidden, len(CLASSES)))
+
+    def forward(self, x):  # [B, 3, 96] embeddings -> logits [B, 12]
+        return self.net(x)
+
+
+def train_set(emb, rows, rounds, timer):
+    path = os.path.join(DATA, f"emb_train_{rounds}.npz")
+    if os.path.exists(path):
+        d = np.load(path)
+        return d["x"], d["y"]
+    tr = [r for r in rows if r["split"] == "train"]
+    clips = load_clips(tr)
+    y = np.array([CLASSES.index(r["label"]) for r in tr])
+    st, en = np.array([r["start"] for r in tr]), np.array([r["end"] for r in tr])
+    aug = Augmenter(np.load(IRS), clips[y == CLASSES.index(UNKNOWN)], seed=1)
+    n_sil = int(np.bincount(y).mean())
+    xs, ys = [emb.clips(clips)], [y]
+    print(f"  clean train clips embedded: {len(y)}  {timer}", flush=True)
+    for k in range(rounds):
+        a = np.concatenate([aug(clips[j : j + 512], st[j : j + 512], en[j : j + 512]) for j in range(0, len(y), 512)])
+        xs += [emb.clips(a), emb.clips(aug.silence(n_sil))]
+        ys += [y, np.full(n_sil, CLASSES.index(SILENCE))]
+        print(f"  augmented round {k + 1}/{rounds} embedded  {timer}", flush=True)
+    x, y = np.concatenate(xs).astype(np.float32), np.concatenate(ys)
+    np.savez(path, x=x, y=y)
+    return x, y
+
+
+def eval_sets(emb, rows, cnn):
+    """{split: (head input, DS-CNN probabilities, labels, voices, n_clean)}: clean clips + one noisy copy."""
+    aug = Augmenter(np.load(IRS), np.zeros((1, 16000), np.float32), seed=1)
+    out = {}
+    for split in ("heldout_voices", "heldout_engine"):
+        x, y, engines, voices = split_set(rows, split)
+        rs = [r for r in rows if r["split"] == split]
+        aug.rng = np.random.default_rng(123)
+        noisy = aug(x[: len(rs)], np.array([r["start"] for r in rs]), np.array([r["end"] for r in rs]))
+        audio = np.concatenate([x, noisy])
+        names = [f"{e}/{v}" for e, v in zip(engines, voices)]
+        p_cnn = np.concatenate([softmax(cnn.run(None, {"logmel": features.log_mel(audio[i : i + 256])})[0])
+                                for i in range(0, len(audio), 256)])
+        out[split] = (emb.clips(audio), p_cnn, np.concatenate([y, y[: len(rs)]]), names + names[: len(rs)], len(y))
+    return out
+
+
+def softmax(z):
+    e = np.exp(z - z.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+def probs(head, x):
+    head.eval()
+    with torch.no_grad():
+        return torch.softmax(head(torch.from_numpy(x)), 1).numpy()
+
+
+def write_stream_clips(rows, path=os.path.join(MODEL_DIR, "stream_clips.npz")):
+    """Audio (int16) for the streaming model's calibration and held-out data: assemble.py turns it into the
+    model's inputs. calib: 4 per class from train voices, every other one augmented; heldout: 3 per class
+    from heldout_voices and 3 per class from heldout_engine without MBROLA (licence: measure, never ship)."""
+    rng = np.random.default_rng(0)
+    x, y, _, _ = split_set(rows, "train")
+    ci = pick(y, 4, rng)
+    xt, yt = x[ci], y[ci]
+    tr = [r for r in rows if r["split"] == "train"]
+    aug = Augmenter(np.load(IRS), x[y == CLASSES.index(UNKNOWN)], seed=1)
+    real = (np.arange(len(ci)) % 2 == 1) & (ci < len(tr))
+    xt[real] = aug(xt[real], np.array([tr[i]["start"] for i in ci[real]]), np.array([tr[i]["end"] for i in ci[real]]))
+    hx, hy, he = [], [], []
+    for split in ("heldout_voices", "heldout_engine"):
+        x, y, engines, _ = split_set(rows, split)
+        ok = np.array([e != "mbrola" for e in engines])
+        i = np.nonzero(ok)[0][pick(y[ok], 3, rng)]
+        hx.append(x[i])
+        hy.append(y[i])
+        he += [engines[j] for j in i]
+    i16 = lambda a: (np.clip(a, -1, 32767 / 32768) * 32768).round().astype(np.int16)  # noqa: E731
+    np.savez_compressed(path, calib=i16(xt), calib_labels=yt, heldout=i16(np.concatenate(hx)),
+                        heldout_labels=np.concatenate(hy), heldout_engine=np.array(he))
+    print(f"wrote {path} ({os.path.getsize(path) / 1e6:.1f} MB)")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rounds", type=int, default=4, help="augmented copies of the train clips (default 4)")
+    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    timer = Timer()
+    print(LICENCE)
+    emb, rows = Embedder(args.threads), read_manifest()
+    x, y = train_set(emb, rows, args.rounds, timer)
+    cnn = ort.InferenceSession(os.path.join(MODEL_DIR, "kws.onnx"), providers=["CPUExecutionProvider"])
+    ev = eval_sets(emb, rows, cnn)
+    print(f"train {x.shape}, held-out sets embedded  {timer}", flush=True)
+    head = Head()
+    opt = torch.optim.AdamW(head.parameters(), 1e-3, weight_decay=1e-2)
+    steps = args.epochs * (len(x) // 256 + 1)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, 3e-3, total_steps=steps)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    best, log = (-1.0, None), []
+    for epoch in range(args.epochs):
+        head.train()
+        perm = torch.randperm(len(xt))
+        for i in range(0, len(xt), 256):
+            b = perm[i : i + 256]
+            loss = nn.functional.cross_entropy(head(xt[b]), yt[b], label_smoothing=0.1)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+        hx, _, hy, _, _ = ev["heldout_voices"]
+        val = float((probs(head, hx).argmax(1) == hy).mean())
+        log.append(dict(epoch=epoch + 1, loss=round(loss.item(), 4), heldout_voices=round(val, 4)))
+        print(f"  epoch {epoch + 1:2d}  loss {loss.item():.3f}  held-out voices (clean+noisy) {val:.4f}  {timer}",
+              flush=True)
+        if val > best[0]:
+            best = (val, {k: v.clone() for k, v in head.state_dict().items()})
+    head.load_state_dict(best[1])
+    hx, pc, hy, _, _ = ev["heldout_voices"]
+    ph = probs(head, hx)
+    weights = [round(w, 1) for w in np.arange(0.0, 1.01, 0.1)]
+    w = max(weights, key=lambda w: ((w * pc + (1 - w) * ph).argmax(1) == hy).mean())
+    report = dict(licence=LICENCE, rounds=args.rounds, train_windows=int(len(y)), epochs=args.epochs,
+                  chosen_epoch=int(np.argmax([e["heldout_voices"] for e in log]) + 1), cnn_weight=w, log=log)
+    for split, (hx, pc, hy, names, n) in ev.items():
+        ph = probs(head, hx)
+        pe = w * pc + (1 - w) * ph
+        report[split] = {}
+        for model, p in (("head", ph), ("dscnn", pc), ("ensemble", pe)):
+            report[split][model] = dict(clean=summarize(hy[:n], p[:n].argmax(1), names[:n]),
+                                        noisy=round(float((p[n:].argmax(1) == hy[n:]).mean()), 4))
+        print(f"{split:15s} clean: head {report[split]['head']['clean']['accuracy']:.4f}  DS-CNN "
+              f"{report[split]['dscnn']['clean']['accuracy']:.4f}  ensemble {report[split]['ensemble']['clean']['accuracy']:.4f}"
+              f"   noisy: {report[split]['head']['noisy']:.4f} / {report[split]['dscnn']['noisy']:.4f} / "
+              f"{report[split]['ensemble']['noisy']:.4f}")
+        print("   ensemble per class: " + "  ".join(f"{c}={a:.2f}" for c, a in
+                                                    report[split]["ensemble"]["clean"]["per_class"].items()))
+    head.eval()
+    path = os.path.join(MODEL_DIR, "head.onnx")
+    torch.onnx.export(head, torch.zeros(1, N_EMB, EMB_DIM), path + ".tmp", opset_version=17, dynamo=False,
+                      input_names=["embeddings"], output_names=["logits"],
+                      dynamic_axes={"embeddings": {0: "batch"}, "logits": {0: "batch"}})
+    os.replace(path + ".tmp", path)
+    with open(os.path.join(MODEL_DIR, "head_report.json"), "w") as f:
+        json.dump(report, f, indent=1)
+    print(f"wrote {path} and head_report.json (DS-CNN weight {w})  {timer}")
+    write_stream_clips(rows)
+
+
+if __name__ == "__main__":
+    main()
