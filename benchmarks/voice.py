@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from edge.bundle import builder  # noqa: E402
 from edge.runtime.audio import features  # noqa: E402
-from edge.runtime.audio.detector import Detector, softmax  # noqa: E402
+from edge.runtime.audio.detector import Detector  # noqa: E402
 from edge.runtime.audio.streaming import StreamingLogMel  # noqa: E402
 from edge.runtime.audio.wavfile import WavReader  # noqa: E402
 
@@ -37,17 +37,29 @@ MODEL = KWS / "model"
 STREAMS = KWS / ".data" / "streams"
 FIRST_CONV = "/features/features.0/features.0.0/Conv"  # kept in float for int8: see demos/kws/README.md
 AFTER_END_S = 1.5  # a detection belongs to a word when it comes between its start and 1.5 s after its end
-SWEEP = [(th, sm) for sm in (3, 5) for th in (0.5, 0.6, 0.7, 0.8, 0.9)]  # (threshold, windows averaged)
+SWEEP = [(th, sm) for sm in (3, 5, 8) for th in (0.5, 0.6, 0.7, 0.8, 0.9)]  # (threshold, windows averaged)
+
+
+STREAM = ROOT / "build" / "kws-stream"  # python demos/kws/assemble.py (needs openWakeWord's files: non-commercial)
+# (model, labels, eval data, int8 calibration or None, nodes kept in float)
+MODELS = {
+    "ds-cnn fp32": (MODEL / "kws.onnx", MODEL / "labels.json", MODEL / "heldout.npz", None, []),
+    "ensemble fp32": (STREAM / "kws_stream.onnx", STREAM / "labels.json", STREAM / "heldout.npz", None, []),
+    "ensemble int8": (STREAM / "kws_stream.onnx", STREAM / "labels.json", STREAM / "heldout.npz",
+                      STREAM / "calib.npz", ["mel/*", "emb/*", "stream/*", "head/*LayerNormalization",
+                                             "cnn" + FIRST_CONV]),  # as build.py's STREAM_FLOAT
+}
 
 
 def build(kind: str, work: Path, progress) -> tuple[Path, dict]:
-    opt = {"eval": MODEL / "heldout.npz"}
-    if kind == "int8":
-        opt |= {"quantize": "int8", "calibration": MODEL / "calib.npz", "exclude_nodes": [FIRST_CONV]}
-    out = work / f"voice-{kind}"
-    report = builder.build(builder.BuildOptions(model=MODEL / "kws.onnx", output=out, target="x86_64",
+    model, labels, heldout, calib, keep = MODELS[kind]
+    opt = {"eval": heldout}
+    if calib:
+        opt |= {"quantize": "int8", "calibration": calib, "exclude_nodes": keep}
+    out = work / f"voice-{kind.replace(' ', '-')}"
+    report = builder.build(builder.BuildOptions(model=model, output=out, target="x86_64",
                                                 optimize=opt, app="voice-commands",
-                                                app_options={"labels": MODEL / "labels.json"}), progress)
+                                                app_options={"labels": labels}), progress)
     return out, report
 
 
@@ -97,34 +109,48 @@ def wav_seconds(path: Path) -> float:
     return n / r.rate
 
 
-def window_scores(model_path: Path, wav: Path, hop: int = 1600) -> np.ndarray:
-    """[windows, classes] scores, computed by the same runtime code the executable runs."""
-    import onnxruntime as ort
+class _Recorder:
+    """Stands in for the app's Detector: keeps every judged window's scores."""
 
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    sess = ort.InferenceSession(str(model_path), opts, providers=["CPUExecutionProvider"])
-    name = sess.get_inputs()[0].name
-    stream, out, pending = StreamingLogMel(), [], np.zeros(0, np.float32)
+    def __init__(self):
+        self.scores = []
+
+    def step(self, probs: np.ndarray, t: float) -> None:
+        self.scores.append(probs)
+
+
+def window_scores(model_path: Path, labels_path: Path, wav: Path) -> np.ndarray:
+    """[windows, classes] scores from the app's own Listener (hop loop, front ends, stream states)."""
+    import onnx
+
+    from edge import model as M
+    from edge.bundle.apps import VOICE_COMMANDS
+    from edge.runtime.audio.app import Listener
+    from edge.runtime.ort import open_session
+
+    m = onnx.load(str(model_path))
+    spec = lambda s: {"name": s.name, "dtype": str(s.dtype), "shape": list(s.shape or [])}  # noqa: E731
+    manifest = {"app": VOICE_COMMANDS.configure(m, {"labels": labels_path}),
+                "inputs": [spec(s) for s in M.inputs(m)], "outputs": [spec(s) for s in M.outputs(m)]}
+    app = manifest["app"]
+    args = argparse.Namespace(hop_ms=round(app["hop_s"] * 1000), threshold=[], smooth=1, refractory=1.0,
+                              verbose=False)
+    listener = Listener(open_session(model_path, 1), manifest, args, out=None)
+    listener.detector = recorder = _Recorder()
     r = WavReader(wav)
     assert r.rate == features.SAMPLE_RATE and r.channels == 1, wav
-    blocks = list(r.blocks(hop)) + [np.zeros((features.CLIP_SAMPLES, 1), np.float32)]
-    heard = 0
-    for b in blocks:
-        pending = np.concatenate([pending, b[:, 0]])
-        while len(pending) >= hop:
-            x = stream.push(pending[:hop])
-            pending, heard = pending[hop:], heard + hop
-            if heard >= features.CLIP_SAMPLES:  # as the app: judge only windows of real audio
-                out.append(softmax(sess.run(None, {name: x})[0][0]))
+    for b in r.blocks(1600):
+        listener.feed(b[:, 0])
+    listener.feed(np.zeros(features.CLIP_SAMPLES + 64, np.float32))  # the app's end padding
     r.close()
-    return np.array(out)
+    return np.array(recorder.scores), app["hop_s"]
 
 
-def replay(scores: np.ndarray, labels: list[str], threshold: float, smooth: int) -> list[dict]:
+def replay(scores: tuple[np.ndarray, float], labels: list[str], threshold: float, smooth: int) -> list[dict]:
+    probs, hop_s = scores
     det = Detector(labels, threshold, smooth=smooth, refractory_s=1.0)
-    first = features.CLIP_SAMPLES / features.SAMPLE_RATE  # the first window ends after one second
-    return [d.as_dict() for i, s in enumerate(scores) if (d := det.step(s, first + i * 0.1))]
+    first = hop_s * np.ceil(1.0 / hop_s - 1e-9)  # the first judged window ends after one second
+    return [d.as_dict() for i, s in enumerate(probs) if (d := det.step(s, first + i * hop_s))]
 
 
 def front_end_cost(seconds: float = 30.0) -> dict:
@@ -149,6 +175,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "voice.json")
     ap.add_argument("--streams", type=Path, default=STREAMS)
+    ap.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS), metavar="MODEL",
+                    help=f"which of: {', '.join(MODELS)} (default: all)")
     args = ap.parse_args()
     kw_wav, neg_wav = args.streams / "keywords.wav", args.streams / "negatives.wav"
     if not kw_wav.exists() or not neg_wav.exists():
@@ -161,7 +189,10 @@ def main() -> None:
     result = {"streams": {"keywords_words": len(truth), "keywords_s": round(wav_seconds(kw_wav), 1),
                           "negatives_h": round(neg_hours, 3)}, "models": {}}
     with tempfile.TemporaryDirectory(dir=ROOT / "build" if (ROOT / "build").is_dir() else None) as tmp:
-        for kind in ("fp32", "int8"):
+        for kind in args.models:
+            model, labels_path, _, calib, keep = MODELS[kind]
+            if not model.exists():
+                sys.exit(f"{model}: missing; make it first: python demos/kws/assemble.py")
             progress(f"== {kind}: edge build")
             exe, report = build(kind, Path(tmp), progress)
             ev = report["optimize"]["evaluation"]
@@ -175,17 +206,16 @@ def main() -> None:
                     "real_time_factor": neg_rtf, "wall_s_per_audio_s": round(neg_wall / (neg_hours * 3600), 4),
                     "heldout_accuracy": ev["optimized"]["accuracy"], "model_bytes": ev["optimized"]["size_bytes"],
                     "executable_bytes": report["bytes"]}
-            optimized = Path(tmp) / f"{kind}.onnx"
-            if kind == "int8":
+            optimized = model
+            if calib:
                 from edge import pipeline
 
-                pipeline.optimize(pipeline.Options(model=MODEL / "kws.onnx", output=optimized, quantize="int8",
-                                                   calibration=MODEL / "calib.npz", exclude_nodes=[FIRST_CONV]),
-                                  lambda s: None)
-            else:
-                optimized = MODEL / "kws.onnx"
-            progress(f"== {kind}: threshold sweep (in-process replay)")
-            kw_scores, neg_scores = window_scores(optimized, kw_wav), window_scores(optimized, neg_wav)
+                optimized = Path(tmp) / "int8.onnx"
+                pipeline.optimize(pipeline.Options(model=model, output=optimized, quantize="int8",
+                                                   calibration=calib, exclude_nodes=keep), lambda s: None)
+            progress(f"== {kind}: threshold sweep (in-process replay through the app's Listener)")
+            kw_scores = window_scores(optimized, labels_path, kw_wav)
+            neg_scores = window_scores(optimized, labels_path, neg_wav)
             row["sweep"] = [{"threshold": th, "smooth": sm,
                              "detection_rate": round(score_keywords(replay(kw_scores, labels, th, sm),
                                                                     truth)["detection_rate"], 3),

@@ -6,7 +6,9 @@
    rooms, band-limits, noise) and generated _silence_; cached in .data/emb_train_<rounds>.npz.
 2. An MLP head (3 x 96 -> 128 -> 128 -> 12) trained on them with torch; the epoch is chosen on
    heldout_voices (clean + one fixed noisy copy), like train.py. heldout_engine is only reported.
-3. The ensemble: mean of the DS-CNN's and the head's probabilities, weight chosen on heldout_voices.
+3. The ensemble: softmax of the weighted mean of the DS-CNN's and the head's logits (the normalised
+   weighted geometric mean of their probabilities; assemble.py's default), weight chosen on
+   heldout_voices. The weighted mean of probabilities is reported beside it ("ensemble_mean").
 Writes model/head.onnx (input "embeddings" [N, 3, 96], output "logits" [N, 12]) and
 model/head_report.json (accuracy per split of the head alone, the DS-CNN alone and the ensemble, per class
 and per engine, confusion matrices). assemble.py then builds the streaming model from kws.onnx +
@@ -85,13 +87,21 @@ def softmax(z):
     return e / e.sum(-1, keepdims=True)
 
 
+def geometric(p_cnn, p_head, w):
+    """softmax(w log p_cnn + (1 - w) log p_head) = softmax of the weighted mean of the two models' logits."""
+    return softmax(w * np.log(p_cnn + 1e-12) + (1 - w) * np.log(p_head + 1e-12))
+
+
 def probs(head, x):
     head.eval()
     with torch.no_grad():
         return torch.softmax(head(torch.from_numpy(x)), 1).numpy()
 
 
-def write_stream_clips(rows, path=os.path.join(MODEL_DIR, "stream_clips.npz")):
+STREAM_CLIPS = os.path.join(MODEL_DIR, "stream_clips.npz")
+
+
+def write_stream_clips(rows, path=STREAM_CLIPS):
     """Audio (int16) for the streaming model's calibration and held-out data: assemble.py turns it into the
     model's inputs. calib: 4 per class from train voices, every other one augmented; heldout: 3 per class
     from heldout_voices and 3 per class from heldout_engine without MBROLA (licence: measure, never ship)."""
@@ -159,20 +169,22 @@ def main():
     hx, pc, hy, _, _ = ev["heldout_voices"]
     ph = probs(head, hx)
     weights = [round(w, 1) for w in np.arange(0.0, 1.01, 0.1)]
-    w = max(weights, key=lambda w: ((w * pc + (1 - w) * ph).argmax(1) == hy).mean())
+    w = max(weights, key=lambda w: (geometric(pc, ph, w).argmax(1) == hy).mean())
     report = dict(licence=LICENCE, rounds=args.rounds, train_windows=int(len(y)), epochs=args.epochs,
                   chosen_epoch=int(np.argmax([e["heldout_voices"] for e in log]) + 1), cnn_weight=w, log=log)
     for split, (hx, pc, hy, names, n) in ev.items():
         ph = probs(head, hx)
-        pe = w * pc + (1 - w) * ph
         report[split] = {}
-        for model, p in (("head", ph), ("dscnn", pc), ("ensemble", pe)):
+        for model, p in (("head", ph), ("dscnn", pc), ("ensemble", geometric(pc, ph, w)),
+                         ("ensemble_mean", w * pc + (1 - w) * ph)):
             report[split][model] = dict(clean=summarize(hy[:n], p[:n].argmax(1), names[:n]),
                                         noisy=round(float((p[n:].argmax(1) == hy[n:]).mean()), 4))
-        print(f"{split:15s} clean: head {report[split]['head']['clean']['accuracy']:.4f}  DS-CNN "
-              f"{report[split]['dscnn']['clean']['accuracy']:.4f}  ensemble {report[split]['ensemble']['clean']['accuracy']:.4f}"
-              f"   noisy: {report[split]['head']['noisy']:.4f} / {report[split]['dscnn']['noisy']:.4f} / "
-              f"{report[split]['ensemble']['noisy']:.4f}")
+        r = report[split]
+        print(f"{split:15s} clean: head {r['head']['clean']['accuracy']:.4f}  "
+              f"DS-CNN {r['dscnn']['clean']['accuracy']:.4f}  ensemble {r['ensemble']['clean']['accuracy']:.4f} "
+              f"(mean of probabilities {r['ensemble_mean']['clean']['accuracy']:.4f})"
+              f"   noisy: {r['head']['noisy']:.4f} / "
+              f"{r['dscnn']['noisy']:.4f} / {r['ensemble']['noisy']:.4f}")
         print("   ensemble per class: " + "  ".join(f"{c}={a:.2f}" for c, a in
                                                     report[split]["ensemble"]["clean"]["per_class"].items()))
     head.eval()
