@@ -1,3 +1,4 @@
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,12 @@ import pytest
 from tests import zoo
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# Tests send Ctrl-C (SIGINT) to builds and to listening executables. A shell that starts a job in the
+# background without job control starts it with SIGINT ignored, and children inherit "ignored" across exec:
+# a handler here makes every child start with the default disposition instead (measured: with SIGINT
+# inherited as ignored, `edge build` finished despite Ctrl-C and the listening app never stopped).
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")
