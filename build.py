@@ -14,6 +14,7 @@ Standard library only: this runs before anything is installed.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -59,13 +60,9 @@ def setup(extras: str) -> None:
 
 KWS = ROOT / "demos" / "kws"
 # int8 everywhere else; the first convolution reads raw log-mel values (-12 .. +18): quantized, it cost the
-# first trained model 5.6 points of held-out accuracy (0 when kept in float; README, worked example). The
-# speech embedding and its mel graph stay float too: they were trained by others, in float
+# first trained model 5.6 points of held-out accuracy (0 when kept in float; README, worked example). For the
+# streaming model, assemble.py lists what stays float (assemble_report.json, "int8_keep_float")
 FIRST_CONV = "/features/features.0/features.0.0/Conv"
-# the streaming model keeps in float: the mel graph and the speech embedding (trained by others, in float), the
-# state plumbing (a quantized state drifts from step to step), the head's LayerNorms (one scale per tensor
-# would be per-channel on a 1-D weight) and the DS-CNN's first convolution
-STREAM_FLOAT = ["mel/*", "emb/*", "stream/*", "head/*LayerNormalization", "cnn" + FIRST_CONV]
 SYSTEM_PACKAGES = ["libportaudio2"]  # PortAudio, bundled into the voice-command executable
 
 
@@ -95,7 +92,8 @@ def main_job(ds_cnn_only: bool) -> int:
         step("assembling the keyword model: DS-CNN + a head on openWakeWord's pretrained speech embedding "
              "(CC BY-NC-SA 4.0: non-commercial use; `python3 build.py --ds-cnn` avoids it)")
         run(show([str(BIN / "python"), str(KWS / "assemble.py"), "-o", str(data)]))
-        model, exclude = data / "kws_stream.onnx", ",".join(STREAM_FLOAT)
+        model = data / "kws_stream.onnx"
+        exclude = ",".join(json.loads((data / "assemble_report.json").read_text())["int8_keep_float"])
         what = "the keyword model (DS-CNN + speech-embedding head)"
     step(f"edge optimize: {what} (trained in demos/kws) as int8 against fp32, on held-out voices")
     run(show([str(BIN / "edge"), "optimize", str(model), "-o", str(ROOT / "build" / "kws.int8.onnx"),

@@ -35,27 +35,29 @@ from edge.runtime.audio.wavfile import WavReader  # noqa: E402
 KWS = ROOT / "demos" / "kws"
 MODEL = KWS / "model"
 STREAMS = KWS / ".data" / "streams"
-FIRST_CONV = "/features/features.0/features.0.0/Conv"  # kept in float for int8: see demos/kws/README.md
 AFTER_END_S = 1.5  # a detection belongs to a word when it comes between its start and 1.5 s after its end
 SWEEP = [(th, sm) for sm in (3, 5, 8) for th in (0.5, 0.6, 0.7, 0.8, 0.9)]  # (threshold, windows averaged)
 
 
 STREAM = ROOT / "build" / "kws-stream"  # python demos/kws/assemble.py (needs openWakeWord's files: non-commercial)
-# (model, labels, eval data, int8 calibration or None, nodes kept in float)
+# (model, labels, eval data, int8 calibration or None, file listing the nodes kept in float or None)
 MODELS = {
-    "ds-cnn fp32": (MODEL / "kws.onnx", MODEL / "labels.json", MODEL / "heldout.npz", None, []),
-    "ensemble fp32": (STREAM / "kws_stream.onnx", STREAM / "labels.json", STREAM / "heldout.npz", None, []),
+    "ds-cnn fp32": (MODEL / "kws.onnx", MODEL / "labels.json", MODEL / "heldout.npz", None, None),
+    "ensemble fp32": (STREAM / "kws_stream.onnx", STREAM / "labels.json", STREAM / "heldout.npz", None, None),
     "ensemble int8": (STREAM / "kws_stream.onnx", STREAM / "labels.json", STREAM / "heldout.npz",
-                      STREAM / "calib.npz", ["mel/*", "emb/*", "stream/*", "head/*LayerNormalization",
-                                             "cnn" + FIRST_CONV]),  # as build.py's STREAM_FLOAT
+                      STREAM / "calib.npz", STREAM / "assemble_report.json"),
 }
 
 
+def keep_float(listing: Path | None) -> list[str]:
+    return json.loads(listing.read_text())["int8_keep_float"] if listing else []
+
+
 def build(kind: str, work: Path, progress) -> tuple[Path, dict]:
-    model, labels, heldout, calib, keep = MODELS[kind]
+    model, labels, heldout, calib, listing = MODELS[kind]
     opt = {"eval": heldout}
     if calib:
-        opt |= {"quantize": "int8", "calibration": calib, "exclude_nodes": keep}
+        opt |= {"quantize": "int8", "calibration": calib, "exclude_nodes": keep_float(listing)}
     out = work / f"voice-{kind.replace(' ', '-')}"
     report = builder.build(builder.BuildOptions(model=model, output=out, target="x86_64",
                                                 optimize=opt, app="voice-commands",
@@ -119,8 +121,8 @@ class _Recorder:
         self.scores.append(probs)
 
 
-def window_scores(model_path: Path, labels_path: Path, wav: Path) -> np.ndarray:
-    """[windows, classes] scores from the app's own Listener (hop loop, front ends, stream states)."""
+def window_scores(model_path: Path, labels_path: Path, wav: Path) -> tuple[np.ndarray, float]:
+    """([windows, classes] scores, hop in s) from the app's own Listener (hop loop, front ends, stream states)."""
     import onnx
 
     from edge import model as M
@@ -129,9 +131,8 @@ def window_scores(model_path: Path, labels_path: Path, wav: Path) -> np.ndarray:
     from edge.runtime.ort import open_session
 
     m = onnx.load(str(model_path))
-    spec = lambda s: {"name": s.name, "dtype": str(s.dtype), "shape": list(s.shape or [])}  # noqa: E731
     manifest = {"app": VOICE_COMMANDS.configure(m, {"labels": labels_path}),
-                "inputs": [spec(s) for s in M.inputs(m)], "outputs": [spec(s) for s in M.outputs(m)]}
+                "inputs": [s.as_dict() for s in M.inputs(m)], "outputs": [s.as_dict() for s in M.outputs(m)]}
     app = manifest["app"]
     args = argparse.Namespace(hop_ms=round(app["hop_s"] * 1000), threshold=[], smooth=1, refractory=1.0,
                               verbose=False)
@@ -190,7 +191,7 @@ def main() -> None:
                           "negatives_h": round(neg_hours, 3)}, "models": {}}
     with tempfile.TemporaryDirectory(dir=ROOT / "build" if (ROOT / "build").is_dir() else None) as tmp:
         for kind in args.models:
-            model, labels_path, _, calib, keep = MODELS[kind]
+            model, labels_path, _, calib, listing = MODELS[kind]
             if not model.exists():
                 sys.exit(f"{model}: missing; make it first: python demos/kws/assemble.py")
             progress(f"== {kind}: edge build")
@@ -212,7 +213,8 @@ def main() -> None:
 
                 optimized = Path(tmp) / "int8.onnx"
                 pipeline.optimize(pipeline.Options(model=model, output=optimized, quantize="int8",
-                                                   calibration=calib, exclude_nodes=keep), lambda s: None)
+                                                   calibration=calib, exclude_nodes=keep_float(listing)),
+                                  lambda s: None)
             progress(f"== {kind}: threshold sweep (in-process replay through the app's Listener)")
             kw_scores = window_scores(optimized, labels_path, kw_wav)
             neg_scores = window_scores(optimized, labels_path, neg_wav)

@@ -55,9 +55,8 @@ def labels_file(path, **stream):
 
 
 def manifest_for(model, labels):
-    spec = lambda s: {"name": s.name, "dtype": str(s.dtype), "shape": list(s.shape or [])}  # noqa: E731
     return {"app": VOICE_COMMANDS.configure(model, {"labels": labels}),
-            "inputs": [spec(s) for s in M.inputs(model)], "outputs": [spec(s) for s in M.outputs(model)]}
+            "inputs": [s.as_dict() for s in M.inputs(model)], "outputs": [s.as_dict() for s in M.outputs(model)]}
 
 
 def test_listener_feeds_audio_and_carries_state_every_step(tmp_path):

@@ -62,6 +62,33 @@ def pick(y, per_class, rng):
     )
 
 
+def committed_clips(sets, rows, calib_per_class, seed=0):
+    """The clips behind the committed calibration and held-out data, as audio.
+
+    calib: calib_per_class per class from train voices, every other one augmented (noise, room...);
+    heldout: 3 per class from heldout_voices and 3 per class from heldout_engine without MBROLA (its
+    licence: measure, never ship), i.e. flite awb/rms + generated silence. sets: {split: split_set(...)}.
+    -> (calib audio, calib labels, heldout audio, heldout labels, heldout engines)"""
+    rng = np.random.default_rng(seed)
+    x, y = sets["train"][:2]
+    ci = pick(y, calib_per_class, rng)
+    xt, yt = x[ci], y[ci]
+    aug = Augmenter(np.load(IRS), x[y == CLASSES.index(UNKNOWN)], seed=1)
+    tr_rows = [r for r in rows if r["split"] == "train"]
+    real = (np.arange(len(ci)) % 2 == 1) & (ci < len(tr_rows))  # generated silences are not augmented
+    xt[real] = aug(xt[real], np.array([tr_rows[i]["start"] for i in ci[real]]),
+                   np.array([tr_rows[i]["end"] for i in ci[real]]))
+    hx, hy, he = [], [], []
+    for s in ("heldout_voices", "heldout_engine"):
+        x, y, engines, _ = sets[s]
+        ok = np.array([e != "mbrola" for e in engines])
+        i = np.nonzero(ok)[0][pick(y[ok], 3, rng)]
+        hx.append(x[i])
+        hy.append(y[i])
+        he += [engines[j] for j in i]
+    return xt, yt, np.concatenate(hx), np.concatenate(hy), he
+
+
 def make_sample(path_wav, path_txt, seed=3):
     """~8 s recording: SAMPLE_WORDS by flite SAMPLE_VOICE, 1.3 s apart, over a -55 dBFS pink-noise floor."""
     rng = np.random.default_rng(seed)
@@ -137,31 +164,12 @@ def main():
             flush=True,
         )
 
-    rng = np.random.default_rng(0)
-    ci = pick(sets["train"][1], 10, rng)
-    xt, yt = sets["train"][0][ci], sets["train"][1][ci]
-    aug = Augmenter(np.load(IRS), sets["train"][0][sets["train"][1] == CLASSES.index(UNKNOWN)], seed=1)
-    half = np.arange(len(ci)) % 2 == 1  # every other calibration clip is augmented (noise, room...)
-    tr_rows = [r for r in rows if r["split"] == "train"]
-    real = half & (ci < len(tr_rows))
-    st = np.array([tr_rows[i]["start"] for i in ci[real]])
-    en = np.array([tr_rows[i]["end"] for i in ci[real]])
-    xt[real] = aug(xt[real], st, en)
+    xt, yt, hx, hy, he = committed_clips(sets, rows, calib_per_class=10)
     np.savez_compressed(os.path.join(MODEL_DIR, "calib.npz"), **{INPUT: features.log_mel(xt), "labels": yt})
-    hx, hy, he = [], [], []
-    for s in ("heldout_voices", "heldout_engine"):
-        x, y, engines, _ = sets[s]
-        ok = np.array([e != "mbrola" for e in engines])  # MBROLA voices' licence: measure, never ship
-        i = np.nonzero(ok)[0][pick(y[ok], 3, rng)]
-        hx.append(feats[s][i])
-        hy.append(y[i])
-        he += [engines[j] for j in i]
-    np.savez_compressed(
-        os.path.join(MODEL_DIR, "heldout.npz"),
-        **{INPUT: np.concatenate(hx), "labels": np.concatenate(hy), "engine": np.array(he)},
-    )
+    np.savez_compressed(os.path.join(MODEL_DIR, "heldout.npz"),
+                        **{INPUT: features.log_mel(hx), "labels": hy, "engine": np.array(he)})
     sizes = {n: os.path.getsize(os.path.join(MODEL_DIR, n)) for n in ("kws.onnx", "calib.npz", "heldout.npz")}
-    print(f"calib.npz {len(ci)} tensors, heldout.npz {len(he)} tensors; sizes {sizes}")
+    print(f"calib.npz {len(yt)} tensors, heldout.npz {len(he)} tensors; sizes {sizes}")
 
     with open(os.path.join(MODEL_DIR, "labels.json"), "w") as f:
         json.dump(
@@ -203,7 +211,7 @@ def main():
             args=log.get("args"),
         ),
         accuracy=acc,
-        files=dict(sizes, calib_tensors=len(ci), heldout_tensors=len(he)),
+        files=dict(sizes, calib_tensors=len(yt), heldout_tensors=len(he)),
     )
     with open(os.path.join(MODEL_DIR, "train_report.json"), "w") as f:
         json.dump(report, f, indent=1)

@@ -25,8 +25,8 @@ import torch
 from augment import Augmenter, split_set
 from common import CLASSES, DATA, IRS, MODEL_DIR, SILENCE, UNKNOWN, Timer, features, load_clips, read_manifest
 from embedding import EMB_DIM, LICENCE, N_EMB, Embedder
-from evaluate import summarize
-from export import pick
+from evaluate import softmax, summarize
+from export import committed_clips
 from torch import nn
 
 
@@ -82,11 +82,6 @@ def eval_sets(emb, rows, cnn):
     return out
 
 
-def softmax(z):
-    e = np.exp(z - z.max(-1, keepdims=True))
-    return e / e.sum(-1, keepdims=True)
-
-
 def geometric(p_cnn, p_head, w):
     """softmax(w log p_cnn + (1 - w) log p_head) = softmax of the weighted mean of the two models' logits."""
     return softmax(w * np.log(p_cnn + 1e-12) + (1 - w) * np.log(p_head + 1e-12))
@@ -102,28 +97,13 @@ STREAM_CLIPS = os.path.join(MODEL_DIR, "stream_clips.npz")
 
 
 def write_stream_clips(rows, path=STREAM_CLIPS):
-    """Audio (int16) for the streaming model's calibration and held-out data: assemble.py turns it into the
-    model's inputs. calib: 4 per class from train voices, every other one augmented; heldout: 3 per class
-    from heldout_voices and 3 per class from heldout_engine without MBROLA (licence: measure, never ship)."""
-    rng = np.random.default_rng(0)
-    x, y, _, _ = split_set(rows, "train")
-    ci = pick(y, 4, rng)
-    xt, yt = x[ci], y[ci]
-    tr = [r for r in rows if r["split"] == "train"]
-    aug = Augmenter(np.load(IRS), x[y == CLASSES.index(UNKNOWN)], seed=1)
-    real = (np.arange(len(ci)) % 2 == 1) & (ci < len(tr))
-    xt[real] = aug(xt[real], np.array([tr[i]["start"] for i in ci[real]]), np.array([tr[i]["end"] for i in ci[real]]))
-    hx, hy, he = [], [], []
-    for split in ("heldout_voices", "heldout_engine"):
-        x, y, engines, _ = split_set(rows, split)
-        ok = np.array([e != "mbrola" for e in engines])
-        i = np.nonzero(ok)[0][pick(y[ok], 3, rng)]
-        hx.append(x[i])
-        hy.append(y[i])
-        he += [engines[j] for j in i]
+    """Audio (int16) for the streaming model's calibration and held-out data, chosen as export.py chooses
+    the DS-CNN's (4 calibration clips per class): assemble.py turns it into the model's inputs."""
+    sets = {split: split_set(rows, split) for split in ("train", "heldout_voices", "heldout_engine")}
+    xt, yt, hx, hy, he = committed_clips(sets, rows, calib_per_class=4)
     i16 = lambda a: (np.clip(a, -1, 32767 / 32768) * 32768).round().astype(np.int16)  # noqa: E731
-    np.savez_compressed(path, calib=i16(xt), calib_labels=yt, heldout=i16(np.concatenate(hx)),
-                        heldout_labels=np.concatenate(hy), heldout_engine=np.array(he))
+    np.savez_compressed(path, calib=i16(xt), calib_labels=yt, heldout=i16(hx), heldout_labels=hy,
+                        heldout_engine=np.array(he))
     print(f"wrote {path} ({os.path.getsize(path) / 1e6:.1f} MB)")
 
 
