@@ -181,11 +181,11 @@ def main() -> int:
     model = compose(cnn_m, head_m, mel_m, emb_m, w, args.pool)
     os.makedirs(args.out, exist_ok=True)
     out = os.path.join(args.out, "kws_stream.onnx")
-    onnx.save(model, out + ".tmp")
-    os.replace(out + ".tmp", out)
+    staged = {out: out + ".tmp"}  # every output is written beside its name and renamed once all checks pass
+    onnx.save(model, staged[out])
     so = ort.SessionOptions()
     so.log_severity_level = 3
-    sess = ort.InferenceSession(out, so, providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(staged[out], so, providers=["CPUExecutionProvider"])
     cnn = ort.InferenceSession(cnn_m.SerializeToString(), so, providers=["CPUExecutionProvider"])
     head = ort.InferenceSession(head_m.SerializeToString(), so, providers=["CPUExecutionProvider"])
     emb = Embedder()
@@ -199,10 +199,19 @@ def main() -> int:
     stream = check_stream(sess, emb, signal[: len(signal) // CHUNK * CHUNK])
     print(f"graph vs its parts: max |diff| {parts:.1e}; stepped stream vs offline states: {stream:.1e}")
     if parts > 1e-5 or stream > 1e-4:
-        sys.exit(f"{out}: the assembled graph does not compute what its parts do ({parts:.1e}, {stream:.1e})")
-    np.savez_compressed(os.path.join(args.out, "calib.npz"), **feeds["calib"], labels=clips["calib_labels"])
-    np.savez_compressed(os.path.join(args.out, "heldout.npz"), **feeds["heldout"], labels=clips["heldout_labels"],
-                        engine=clips["heldout_engine"])
+        os.remove(staged[out])
+        sys.exit(f"{out}: the assembled graph does not compute what its parts do ({parts:.1e}, {stream:.1e}); "
+                 "nothing written")
+
+    def stage(name, write):
+        path = os.path.join(args.out, name)
+        staged[path] = path + ".tmp"
+        with open(staged[path], "w" if name.endswith(".json") else "wb") as f:
+            write(f)
+
+    stage("calib.npz", lambda f: np.savez_compressed(f, **feeds["calib"], labels=clips["calib_labels"]))
+    stage("heldout.npz", lambda f: np.savez_compressed(f, **feeds["heldout"], labels=clips["heldout_labels"],
+                                                       engine=clips["heldout_engine"]))
     acc = float((scores.argmax(1) == clips["heldout_labels"]).mean())
     labels = json.load(open(os.path.join(MODEL_DIR, "labels.json")))
     labels.update(output="scores", output_kind="probabilities", input="logmel, audio, mel_state, emb_state",
@@ -214,11 +223,14 @@ def main() -> int:
                   front_end="logmel: edge/runtime/audio/features.py log_mel of the last 1 s; audio: the last "
                             f"{STEP_AUDIO} samples", licence=LICENCE)
     labels.pop("input_shape", None)
-    json.dump(labels, open(os.path.join(args.out, "labels.json"), "w"), indent=1)
-    json.dump(dict(model=out, cnn_weight=w, pool=args.pool, bytes=os.path.getsize(out), check_parts=parts,
-                   check_stream=stream, int8_keep_float=keep_float(cnn_m), heldout_accuracy=acc,
-                   heldout_n=int(len(heldout)), licence=LICENCE),
-              open(os.path.join(args.out, "assemble_report.json"), "w"), indent=1)
+    stage("labels.json", lambda f: json.dump(labels, f, indent=1))
+    size = os.path.getsize(staged[out])
+    stage("assemble_report.json", lambda f: json.dump(
+        dict(model=out, cnn_weight=w, pool=args.pool, bytes=size, check_parts=parts, check_stream=stream,
+             int8_keep_float=keep_float(cnn_m), heldout_accuracy=acc, heldout_n=int(len(heldout)), licence=LICENCE),
+        f, indent=1))
+    for path, tmp in staged.items():
+        os.replace(tmp, path)
     print(f"wrote {out} ({os.path.getsize(out) / 1e6:.1f} MB), labels.json, calib.npz, heldout.npz "
           f"(accuracy {acc:.3f} on its {len(heldout)} clips)  {timer}")
     return 0
