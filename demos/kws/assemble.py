@@ -218,7 +218,7 @@ def main() -> int:
                   stream={"chunk_samples": CHUNK, "audio": "audio", "states": {"mel_state": "mel_state_out",
                                                                               "emb_state": "emb_state_out"}},
                   # benchmarks/voice.py, 62 min keyword-free + 100 held-out-voice keywords: 0.7 over 8 steps
-                  # (0.64 s) heard 69 % of the keywords with 1.9 false alarms/h; 0.8 over 5, 67 % and 1.9/h
+                  # (0.64 s) heard 76 % of the keywords with 2.9 false alarms/h; 0.9 over 3, 58 % and 1.0/h
                   detector={"threshold": 0.7, "smooth": 8, "refractory_s": 1.0},
                   front_end="logmel: edge/runtime/audio/features.py log_mel of the last 1 s; audio: the last "
                             f"{STEP_AUDIO} samples", licence=LICENCE)

@@ -1,6 +1,7 @@
-"""Step 1: synthesize keyword clips offline with espeak-ng, festival, flite and MBROLA.
+"""Step 1: synthesize keyword clips offline with espeak-ng, festival, flite, RHVoice, SVOX Pico and MBROLA.
 
-    nice -n 19 python3 demos/kws/data.py     # ~5.5 min for ~17 300 clips (2 shared cores)
+    nice -n 19 python3 demos/kws/data.py                      # ~9 min for 19 459 clips (2 shared cores)
+    nice -n 19 python3 demos/kws/data.py --only rhvoice,pico  # re-synthesize some engines, keep the rest
 
 Writes 1 s, 16 kHz mono clips to demos/kws/.data/clips/ (git-ignored), a manifest
 (.data/manifest.csv: engine, voice, split, label, word, variant, word start/end) and a
@@ -13,6 +14,9 @@ speed and pitch):
                     respellings (accented English): Italian lp, pc; Czech dita, krb (a child), ph;
                     Finnish suo_fi_lj, hy_fi_mv; Russian msu_ru_nsh; Catalan upc_ca_ona
                   flite: kal, kal16, slt (the same speakers as festival kal/slt, another engine)
+                  RHVoice: alan (Scottish), bdl, clb, slt (US; CMU ARCTIC speakers, LGPL-2.1+ voices)
+                  SVOX Pico: en-US, en-GB (Apache-2.0 per Debian; two more synthesizers' worth of
+                    speakers: the cross-synthesizer gap is what the held-out figures measure)
   heldout_voices  whole voices never trained on, the >= 95 % figure (also picks the checkpoint):
                   espeak-ng dialect en-029 (all variants) + 12 variants in every dialect (60 sampled),
                   festival ked, rab (British; the same speaker as MBROLA en1), czech_machac
@@ -47,6 +51,7 @@ from common import (
     UNKNOWN_WORDS,
     Timer,
     read_wav,
+    read_manifest,
     read_wav_bytes,
     resample,
     write_manifest,
@@ -135,9 +140,14 @@ APT = (
     "festvox-italp16k festvox-itapc16k festvox-czech-dita festvox-czech-krb festvox-czech-machac festvox-czech-ph "
     "festvox-suopuhe-lj festvox-suopuhe-mv festvox-ru festvox-ca-ona-hts; from Debian contrib/non-free (see "
     "README.md): festvox-don festvox-rablpc16k mbrola mbrola-us1 mbrola-us2 mbrola-us3 mbrola-en1 "
-    "festvox-us1 festvox-us2 festvox-us3 festvox-en1"
+    "festvox-us1 festvox-us2 festvox-us3 festvox-en1 rhvoice rhvoice-english libttspico-utils"
 )
 FLITE_VOICES = {"kal": "train", "kal16": "train", "slt": "train", "awb": "heldout_engine", "rms": "heldout_engine"}
+# RHVoice's English voices alan, bdl, clb and slt are LGPL-2.1+ (data/*); evgeniy-eng and lyubov are
+# CC BY-NC-ND 4.0 and are not used. Both engines come from Debian non-free (trained voice data).
+RHVOICE_VOICES = {"alan": "train", "bdl": "train", "clb": "train", "slt": "train"}
+PICO_VOICES = {"en-US": "train", "en-GB": "train"}
+NEW_ENGINES = {"rhvoice": ("RHVoice-test", RHVOICE_VOICES), "pico": ("pico2wave", PICO_VOICES)}
 
 
 def text_of(word, lang):
@@ -177,8 +187,20 @@ def place(x, rng):
 
 
 class Writer:
-    def __init__(self, total):
-        self.rows, self.total, self.timer, self.skipped, self.rng = [], total, Timer(), 0, random.Random(1)
+    def __init__(self, total, kept=()):
+        """kept: manifest rows of engines not re-synthesized (file names continue after them)."""
+        self.rows, self.timer, self.skipped, self.rng = list(kept), Timer(), 0, random.Random(1)
+        self.base, self.total = len(self.rows), total
+
+    def add_file(self, path, engine, voice, split, word, variant):
+        """add() the WAV a synthesizer wrote to path (any rate), then remove it."""
+        try:
+            x, rate = read_wav(path)
+            os.remove(path)
+        except (ValueError, OSError):
+            self.skipped += 1
+            return
+        self.add(resample(x, rate), engine, voice, split, word, variant)
 
     def add(self, x, engine, voice, split, word, variant):
         placed = place(x, self.rng)
@@ -202,7 +224,7 @@ class Writer:
                 end=end,
             )
         )
-        n = len(self.rows) + self.skipped
+        n = len(self.rows) - self.base + self.skipped
         if n % 500 == 0 or n == self.total:
             print(f"  {n}/{self.total} clips  {self.timer}  ({n / max(self.timer.s, 1e-3):.0f} clips/s)", flush=True)
 
@@ -358,6 +380,36 @@ def run_flite(jobs, out):
             out.add(resample(x, rate), "flite", voice, split, word, f"d{stretch}" + (f"f{f0}" if f0 else ""))
 
 
+def voice_jobs(rng, voices, n_kw, n_unk):
+    """(voice, split, word, rate, pitch): rate and pitch are percentages of the voice's own."""
+    jobs = []
+    for voice, split in voices.items():
+        words = [w for w in KEYWORDS for _ in range(n_kw)] + [rng.choice(UNKNOWN_WORDS) for _ in range(n_unk)]
+        jobs += [(voice, split, w, rng.randint(75, 135), rng.randint(70, 140)) for w in words]
+    return jobs
+
+
+def run_rhvoice(jobs, out):
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "r.wav")
+        for voice, split, word, rate, pitch in jobs:
+            subprocess.run(
+                ["RHVoice-test", "-p", voice, "-r", str(rate), "-t", str(pitch), "-o", path],
+                input=word.encode(),
+                capture_output=True,
+            )
+            out.add_file(path, "rhvoice", voice, split, word, f"r{rate}t{pitch}")
+
+
+def run_pico(jobs, out):
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "p.wav")
+        for voice, split, word, rate, pitch in jobs:
+            markup = f"<speed level='{rate}'><pitch level='{pitch}'>{word}</pitch></speed>"
+            subprocess.run(["pico2wave", "-l", voice, "-w", path, markup], capture_output=True)
+            out.add_file(path, "pico", voice, split, word, f"r{rate}t{pitch}")
+
+
 def make_irs(n=24, seed=0):
     """Room impulse responses from sox's reverb applied to a unit impulse (wet only)."""
     rng = random.Random(seed)
@@ -398,40 +450,67 @@ def main():
     ap.add_argument("--engine-per-word", type=int, default=10, help="per keyword per held-out-engine voice")
     ap.add_argument("--engine-unknown", type=int, default=40)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--only", default="", help=f"re-synthesize only these engines ({', '.join(NEW_ENGINES)}; "
+                    "comma-separated), keeping every other clip and manifest row")
     a = ap.parse_args()
-    for tool in ("espeak-ng", "festival", "flite", "sox"):
+    only = set(filter(None, a.only.split(",")))
+    if only - set(NEW_ENGINES):
+        raise SystemExit(f"--only: unknown engine(s) {sorted(only - set(NEW_ENGINES))}; choose from {list(NEW_ENGINES)}")
+    for tool in ("sox",) + (() if only else ("espeak-ng", "festival", "flite")):
         if not shutil.which(tool):
             raise SystemExit(f"{tool} missing: {APT}")
-    rng = random.Random(a.seed)
-    shutil.rmtree(CLIPS, ignore_errors=True)
-    os.makedirs(CLIPS, exist_ok=True)
+    engines = {}
+    for engine, (tool, voices) in NEW_ENGINES.items():
+        if only and engine not in only:
+            continue
+        if shutil.which(tool):
+            engines[engine] = voices
+        elif only:
+            raise SystemExit(f"{tool} missing: {APT}")
+        else:
+            print(f"WARNING: {tool} not installed, {engine} voices skipped  ({APT})")
     timer = Timer()
-    make_irs()
-    print(f"reverb impulse responses -> {IRS}  {timer}")
-    fv = festival_voices()
-    missing = sorted(set(FESTIVAL_VOICES) - set(fv))
-    if missing:
-        print(f"WARNING: festival voices not installed, skipped: {missing}  ({APT})")
-    ej = espeak_jobs(rng, a.espeak_unknown, a.espeak_heldout_voices, a.engine_per_word, a.engine_unknown)
-    fj = festival_jobs(
-        rng,
-        fv,
-        a.festival_per_word,
-        a.festival_unknown,
-        a.heldout_per_word,
-        a.heldout_unknown,
-        a.engine_per_word,
-        a.engine_unknown,
-    )
-    lj = flite_jobs(rng, a.festival_per_word, a.festival_unknown, a.engine_per_word, a.engine_unknown)
-    out = Writer(len(ej) + len(fj) + len(lj))
-    print(f"synthesizing {out.total} clips: espeak-ng {len(ej)}, festival {len(fj)}, flite {len(lj)}")
-    for name, run_fn, jobs in (
-        ("espeak-ng", run_espeak, ej),
-        ("festival", lambda j, o: run_festival(j, o, fv), fj),
-        ("flite", run_flite, lj),
-    ):
+    kept = []
+    if only:
+        kept = [r for r in read_manifest() if r["engine"] not in only]
+        for engine in only:
+            shutil.rmtree(os.path.join(CLIPS, engine), ignore_errors=True)
+        ej = fj = lj = []
+    else:
+        rng = random.Random(a.seed)
+        shutil.rmtree(CLIPS, ignore_errors=True)
+        os.makedirs(CLIPS, exist_ok=True)
+        make_irs()
+        print(f"reverb impulse responses -> {IRS}  {timer}")
+        fv = festival_voices()
+        missing = sorted(set(FESTIVAL_VOICES) - set(fv))
+        if missing:
+            print(f"WARNING: festival voices not installed, skipped: {missing}  ({APT})")
+        ej = espeak_jobs(rng, a.espeak_unknown, a.espeak_heldout_voices, a.engine_per_word, a.engine_unknown)
+        fj = festival_jobs(
+            rng,
+            fv,
+            a.festival_per_word,
+            a.festival_unknown,
+            a.heldout_per_word,
+            a.heldout_unknown,
+            a.engine_per_word,
+            a.engine_unknown,
+        )
+        lj = flite_jobs(rng, a.festival_per_word, a.festival_unknown, a.engine_per_word, a.engine_unknown)
+    # each of these engines draws from its own seed: --only gives the clips a full run gives
+    nj = {e: voice_jobs(random.Random(f"{a.seed}-{e}"), v, a.festival_per_word, a.festival_unknown)
+          for e, v in engines.items()}
+    out = Writer(len(ej) + len(fj) + len(lj) + sum(map(len, nj.values())), kept)
+    print(f"synthesizing {out.total} clips: espeak-ng {len(ej)}, festival {len(fj)}, flite {len(lj)}, "
+          + ", ".join(f"{e} {len(j)}" for e, j in nj.items()))
+    steps = [("espeak-ng", run_espeak, ej), ("festival", lambda j, o: run_festival(j, o, fv), fj),
+             ("flite", run_flite, lj)] if not only else []
+    steps += [(e, {"rhvoice": run_rhvoice, "pico": run_pico}[e], j) for e, j in nj.items()]
+    for name, run_fn, jobs in steps:
         t = Timer()
+        if name in NEW_ENGINES:
+            out.rng = random.Random(f"{a.seed}-{name}-gain")
         run_fn(jobs, out)
         print(f"{name}: done in {t} (total {timer})", flush=True)
     write_manifest(out.rows)

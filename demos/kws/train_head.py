@@ -16,6 +16,7 @@ head.onnx + the embedding files.
 """
 
 import argparse
+import hashlib
 import json
 import os
 
@@ -43,11 +44,13 @@ class Head(nn.Module):
 
 
 def train_set(emb, rows, rounds, timer):
-    path = os.path.join(DATA, f"emb_train_{rounds}.npz")
+    """Embeddings of the train clips, cached per (train clip list, rounds)."""
+    tr = [r for r in rows if r["split"] == "train"]
+    digest = hashlib.sha256("\n".join(r["path"] for r in tr).encode()).hexdigest()[:10]
+    path = os.path.join(DATA, f"emb_train_{rounds}_{digest}.npz")
     if os.path.exists(path):
         d = np.load(path)
         return d["x"], d["y"]
-    tr = [r for r in rows if r["split"] == "train"]
     clips = load_clips(tr)
     y = np.array([CLASSES.index(r["label"]) for r in tr])
     st, en = np.array([r["start"] for r in tr]), np.array([r["end"] for r in tr])
