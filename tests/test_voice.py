@@ -17,7 +17,6 @@ from tests import wavs
 from tests.conftest import ROOT, edge
 from tests.pulse import VirtualMic
 
-
 pytestmark = pytest.mark.slow
 MODEL, LABELS = ROOT / "demos/kws/model/kws.onnx", ROOT / "demos/kws/model/labels.json"
 # the nodes int8 keeps in float, measured and listed by demos/kws/export.py
@@ -246,7 +245,8 @@ def test_raspberry_pi_build_carries_portaudio_and_hears_the_commands_under_emula
     exe = tmp_path / "voice-rpi4"
     edge("build", MODEL, "--app", "voice-commands", "--labels", LABELS, "--target", "rpi4", "-o", exe,
          "--eval", ROOT / "demos/kws/model/heldout.npz", "--quantize", "int8",
-         "--calibration", ROOT / "demos/kws/model/calib.npz", "--exclude-nodes", ",".join(TRAIN_REPORT["int8_keep_float"]))
+         "--calibration", ROOT / "demos/kws/model/calib.npz",
+         "--exclude-nodes", ",".join(TRAIN_REPORT["int8_keep_float"]))
     report = json.loads((tmp_path / "voice-rpi4.report.json").read_text())
     bundled = {Path(f).name for f in report["glibc"]["per_file"]}
     assert "libportaudio.so.2" in bundled and "libasound.so.2" not in bundled  # ALSA is the board's own

@@ -132,13 +132,13 @@ def feeds_for(emb: Embedder, audio: np.ndarray) -> dict[str, np.ndarray]:
     return {"logmel": features.log_mel(audio), **emb.stream_feeds(audio)}
 
 
-def keep_float(cnn: onnx.ModelProto) -> list[str]:
+def keep_float() -> list[str]:
     """Nodes int8 quantization must leave in float (`edge optimize --exclude-nodes`): the mel graph and the
     embedding (trained by others, in float), the state plumbing (a quantized state drifts from step to step),
-    the head's LayerNorms (their 1-D weights cannot take per-channel scales) and the DS-CNN's first Conv, which
-    reads raw log-mel values (-12 .. +18; quantized, it cost the first DS-CNN 5.6 points)."""
-    first_conv = next(n.name or n.output[0] for n in cnn.graph.node if n.op_type == "Conv")
-    return ["mel/*", "emb/*", "stream/*", "head/*LayerNormalization", "cnn/" + first_conv.lstrip("/")]
+    the head's LayerNorms (their 1-D weights cannot take per-channel scales) and what the DS-CNN keeps in float
+    on its own (export.py lists it in train_report.json: its first Conv, which reads raw log-mel values)."""
+    cnn = json.load(open(os.path.join(MODEL_DIR, "train_report.json")))["int8_keep_float"]
+    return ["mel/*", "emb/*", "stream/*", "head/*LayerNormalization"] + ["cnn/" + n.lstrip("/") for n in cnn]
 
 
 def check_parts(scores, emb, cnn, head, w, pool, feeds, audio) -> float:
@@ -227,7 +227,7 @@ def main() -> int:
     size = os.path.getsize(staged[out])
     stage("assemble_report.json", lambda f: json.dump(
         dict(model=out, cnn_weight=w, pool=args.pool, bytes=size, check_parts=parts, check_stream=stream,
-             int8_keep_float=keep_float(cnn_m), heldout_accuracy=acc, heldout_n=int(len(heldout)), licence=LICENCE),
+             int8_keep_float=keep_float(), heldout_accuracy=acc, heldout_n=int(len(heldout)), licence=LICENCE),
         f, indent=1))
     for path, tmp in staged.items():
         os.replace(tmp, path)

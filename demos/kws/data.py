@@ -50,8 +50,8 @@ from common import (
     UNKNOWN,
     UNKNOWN_WORDS,
     Timer,
-    read_wav,
     read_manifest,
+    read_wav,
     read_wav_bytes,
     resample,
     write_manifest,
@@ -147,7 +147,6 @@ FLITE_VOICES = {"kal": "train", "kal16": "train", "slt": "train", "awb": "heldou
 # CC BY-NC-ND 4.0 and are not used. Both engines come from Debian non-free (trained voice data).
 RHVOICE_VOICES = {"alan": "train", "bdl": "train", "clb": "train", "slt": "train"}
 PICO_VOICES = {"en-US": "train", "en-GB": "train"}
-NEW_ENGINES = {"rhvoice": ("RHVoice-test", RHVOICE_VOICES), "pico": ("pico2wave", PICO_VOICES)}
 
 
 def text_of(word, lang):
@@ -343,12 +342,7 @@ def run_festival(jobs, out, voices):
                         ["sox", path, "-r", str(SR), shifted, *effects, "pitch", str(cents)], capture_output=True
                     )
                     path, variant = shifted, f"d{stretch}c{cents}"
-                try:
-                    x, rate = read_wav(path)
-                except (ValueError, OSError):
-                    out.skipped += 1
-                    continue
-                out.add(resample(x, rate), engine, voice, split, word, variant)
+                out.add_file(path, engine, voice, split, word, variant)
 
 
 def flite_jobs(rng, n_kw, n_unk, n_kw_held, n_unk_held):
@@ -372,12 +366,7 @@ def run_flite(jobs, out):
                 ["flite", "-voice", voice, "--setf", f"duration_stretch={stretch}", *pitch, "-t", word, "-o", path],
                 capture_output=True,
             )
-            try:
-                x, rate = read_wav(path)
-            except (ValueError, OSError):
-                out.skipped += 1
-                continue
-            out.add(resample(x, rate), "flite", voice, split, word, f"d{stretch}" + (f"f{f0}" if f0 else ""))
+            out.add_file(path, "flite", voice, split, word, f"d{stretch}" + (f"f{f0}" if f0 else ""))
 
 
 def voice_jobs(rng, voices, n_kw, n_unk):
@@ -408,6 +397,10 @@ def run_pico(jobs, out):
             markup = f"<speed level='{rate}'><pitch level='{pitch}'>{word}</pitch></speed>"
             subprocess.run(["pico2wave", "-l", voice, "-w", path, markup], capture_output=True)
             out.add_file(path, "pico", voice, split, word, f"r{rate}t{pitch}")
+
+
+# engines added later, each drawing from its own seed: name -> (tool, voices, runner)
+NEW_ENGINES = {"rhvoice": ("RHVoice-test", RHVOICE_VOICES, run_rhvoice), "pico": ("pico2wave", PICO_VOICES, run_pico)}
 
 
 def make_irs(n=24, seed=0):
@@ -455,12 +448,13 @@ def main():
     a = ap.parse_args()
     only = set(filter(None, a.only.split(",")))
     if only - set(NEW_ENGINES):
-        raise SystemExit(f"--only: unknown engine(s) {sorted(only - set(NEW_ENGINES))}; choose from {list(NEW_ENGINES)}")
+        raise SystemExit(f"--only: unknown engine(s) {sorted(only - set(NEW_ENGINES))}; "
+                         f"choose from {list(NEW_ENGINES)}")
     for tool in ("sox",) + (() if only else ("espeak-ng", "festival", "flite")):
         if not shutil.which(tool):
             raise SystemExit(f"{tool} missing: {APT}")
     engines = {}
-    for engine, (tool, voices) in NEW_ENGINES.items():
+    for engine, (tool, voices, _) in NEW_ENGINES.items():
         if only and engine not in only:
             continue
         if shutil.which(tool):
@@ -506,7 +500,7 @@ def main():
           + ", ".join(f"{e} {len(j)}" for e, j in nj.items()))
     steps = [("espeak-ng", run_espeak, ej), ("festival", lambda j, o: run_festival(j, o, fv), fj),
              ("flite", run_flite, lj)] if not only else []
-    steps += [(e, {"rhvoice": run_rhvoice, "pico": run_pico}[e], j) for e, j in nj.items()]
+    steps += [(e, NEW_ENGINES[e][2], j) for e, j in nj.items()]
     for name, run_fn, jobs in steps:
         t = Timer()
         if name in NEW_ENGINES:
