@@ -46,6 +46,41 @@ def spec_augment(x, rng):
     return x
 
 
+def warp_matrix(alpha, nyquist=features.SAMPLE_RATE / 2):
+    """Mel matrix that reads the spectrum with its frequencies scaled by alpha (vocal tract length perturbation).
+
+    Bin f takes the power found at h(f) = f / alpha, piecewise linear so that 0 and Nyquist stay put (Kaldi's
+    VTLN warp): formants move by alpha while pitch and duration stay, a speaker axis that speed
+    perturbation (which moves all three together) does not cover."""
+    hz = np.arange(features.N_FFT // 2 + 1) * features.SAMPLE_RATE / features.N_FFT
+    fc = 0.75 * nyquist * min(1.0, alpha)
+    src = np.where(hz <= fc, hz / alpha, fc / alpha + (nyquist - fc / alpha) * (hz - fc) / (nyquist - fc))
+    pos = src / hz[1]
+    lo = np.clip(np.floor(pos).astype(int), 0, len(hz) - 2)
+    frac = (pos - lo)[:, None]
+    interp = np.zeros((len(hz), len(hz)), np.float64)  # [target bin, source bin]
+    np.put_along_axis(interp, lo[:, None], 1 - frac, 1)
+    np.put_along_axis(interp, lo[:, None] + 1, frac, 1)
+    return (interp.T @ features.mel_matrix()).astype(np.float32)
+
+
+_WARPS = {}  # alpha -> warped mel matrix
+
+
+def warped_log_mel(wav, rng, width):
+    """features.log_mel with each example's spectrum warped by a random alpha in [1 - width, 1 + width]."""
+    if width <= 0:
+        return features.log_mel(wav)
+    alphas = np.round(rng.uniform(1 - width, 1 + width, len(wav)), 2)
+    out = np.empty((len(wav), 1, features.N_MELS, features.n_frames(wav.shape[1])), np.float32)
+    for a in np.unique(alphas):
+        if a not in _WARPS:
+            _WARPS[a] = warp_matrix(a)
+        idx = np.nonzero(alphas == a)[0]
+        out[idx] = features.log_mel(wav[idx], mel=_WARPS[a])
+    return out
+
+
 def validation_set(rows, aug, seed=123):
     """Clean held-out clips + one augmented copy + generated silence -> (features, labels, n_clean)."""
     clips = load_clips(rows)
@@ -79,6 +114,7 @@ def main():
     ap.add_argument("--channels", type=int, default=64)
     ap.add_argument("--unknown-ratio", type=float, default=2.0, help="unknown clips per epoch / keyword class")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--warp", type=float, default=0.0, help="vocal tract length perturbation: alpha in 1 +- warp")
     ap.add_argument(
         "--exclude-unknown",
         default="town,dawn,round,sound",
@@ -135,7 +171,7 @@ def main():
             real = b[b >= 0]
             wav = np.concatenate([aug(clips[real], starts[real], ends[real]), aug.silence(int((b < 0).sum()))])
             yb = np.concatenate([y[real], np.full(int((b < 0).sum()), CLASSES.index(SILENCE))])
-            xb = torch.from_numpy(spec_augment(features.log_mel(wav), rng)).contiguous(
+            xb = torch.from_numpy(spec_augment(warped_log_mel(wav, rng, a.warp), rng)).contiguous(
                 memory_format=torch.channels_last
             )
             t_data += td.s

@@ -71,11 +71,12 @@ def n_frames(n_samples):
     return 1 + (int(n_samples) - WIN_LENGTH) // HOP_LENGTH
 
 
-def log_mel(audio):
+def log_mel(audio, mel=_MEL):
     """Normalised log-mel features; see the module docstring for the contract.
 
     audio: float32 array [samples] (>= 400) or [batch, samples].
     returns: [1, N_MELS, T] for 1-D input, [batch, 1, N_MELS, T] for 2-D.
+    mel: the [257, N_MELS] filter matrix (training may pass a warped one).
     """
     x = np.asarray(audio, dtype=np.float32)
     single = x.ndim == 1
@@ -86,7 +87,7 @@ def log_mel(audio):
     frames = np.lib.stride_tricks.sliding_window_view(x, WIN_LENGTH, axis=1)[:, ::HOP_LENGTH]
     spec = np.fft.rfft(frames * _WINDOW, n=N_FFT, axis=-1)
     power = (spec.real**2 + spec.imag**2).astype(np.float32)  # [B, T, 257]
-    mel = np.log(power @ _MEL + np.float32(LOG_EPS))  # [B, T, 40]
+    mel = np.log(power @ mel + np.float32(LOG_EPS))  # [B, T, 40]
     mel -= mel.mean(axis=1, keepdims=True)  # per-band mean over the window
     out = np.ascontiguousarray(mel.transpose(0, 2, 1), dtype=np.float32)[:, None]  # [B, 1, 40, T]
     return out[0] if single else out
