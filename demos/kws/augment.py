@@ -7,7 +7,8 @@ Per keyword / unknown clip (probabilities in AUG):
   band-limiting like a cheap USB mic (high-pass 80-400 Hz, low-pass 3-7.5 kHz),
   peak level -35..-1 dBFS (gain), additive noise at 0-35 dB SNR (white, pink, brown,
   babble of unknown words, mains hum), rare soft clipping.
-_silence_: noise / room tone / hum / faint babble at -80..-20 dBFS RMS, sometimes digital silence.
+_silence_: noise / room tone / hum / faint babble at -80..-20 dBFS RMS, sometimes digital silence; in training
+also switches from one noise to another (onsets and offsets, `steps`).
 """
 
 import numpy as np
@@ -15,6 +16,7 @@ from common import CLASSES, CLIP, IRS, SILENCE, SR, load_clips
 
 AUG = dict(speed=0.8, reverb=0.3, bandlimit=0.4, noise=0.85, clip=0.05)
 NOISES = ("white", "pink", "brown", "babble", "hum")
+NOISE_STEPS = 0.3  # share of training _silence_ examples whose noise switches within the window
 
 
 def _colored(rng, n, kind):
@@ -64,11 +66,23 @@ class Augmenter:
             out[idx] = x / (x.std(axis=1, keepdims=True) + 1e-9)
         return out
 
-    def silence(self, n):
-        """[n, CLIP] _silence_ examples."""
+    def silence(self, n, steps=0.0):
+        """[n, CLIP] _silence_ examples; a fraction `steps` of them switch noise within the window.
+
+        A switch (one noise and level before a random instant, another after, 5 ms crossfade) is a fan or
+        a door, or one noise segment giving way to the next: without such examples the DS-CNN took the
+        first 0.3 s of loud noise after a quiet stretch for "up" (p = 0.95)."""
         rng = self.rng
         x = self.noise(n) * (10 ** (rng.uniform(-80, -20, (n, 1)) / 20))
         x[rng.random(n) < 0.05] = 0.0
+        sw = np.nonzero(rng.random(n) < steps)[0] if steps > 0 else []  # no draw: same stream as before
+        if len(sw):
+            after = self.noise(len(sw)) * (10 ** (rng.uniform(-60, -15, (len(sw), 1)) / 20))
+            cut = rng.integers(int(0.2 * CLIP), CLIP, (len(sw), 1))
+            ramp = np.clip((np.arange(CLIP)[None] - cut) / (0.005 * SR) + 0.5, 0, 1)
+            onset = rng.random((len(sw), 1)) < 0.7  # mostly quiet -> loud, the case that fired
+            ramp = np.where(onset, ramp, 1 - ramp)
+            x[sw] = x[sw] * (1 - ramp) + after * ramp
         return x.astype(np.float32)
 
     def __call__(self, clips, starts, ends):

@@ -243,7 +243,7 @@ class WavOut:
         self.w.close()
 
 
-def make_negatives(voices, minutes, per_minute, rng, nrng, timer):
+def make_negatives(out_dir, voices, minutes, per_minute, rng, nrng, timer):
     n_speech = int(minutes * per_minute * 1.1)
     chosen = pick_voices(voices, n_speech + 120, rng)
     items = []
@@ -264,7 +264,7 @@ def make_negatives(voices, minutes, per_minute, rng, nrng, timer):
     pool = [a for a in audio[n_speech:] if a is not None]
     print(f"  {len(speech)} speech events, babble pool {len(pool)} words  {timer}", flush=True)
     total = int(minutes * 60 * SR)
-    w = WavOut(os.path.join(OUT, "negatives.wav"))
+    w = WavOut(os.path.join(out_dir, "negatives.wav"))
     meta = dict(sample_rate=SR, segments=[], speech=[])
     gap = 60.0 / per_minute
     next_t, k = rng.uniform(0, gap), 0
@@ -301,20 +301,20 @@ def make_negatives(voices, minutes, per_minute, rng, nrng, timer):
             print(f"  negatives.wav {w.n / SR / 60:5.1f}/{minutes} min  {timer}", flush=True)
     w.close()
     meta["duration_s"] = w.n / SR
-    with open(os.path.join(OUT, "negatives.json"), "w") as f:
+    with open(os.path.join(out_dir, "negatives.json"), "w") as f:
         json.dump(meta, f, indent=1)
     print(f"negatives.wav: {w.n / SR / 60:.1f} min, {len(meta['speech'])} speech events, "
           f"{len(meta['segments'])} noise segments  {timer}", flush=True)  # fmt: skip
 
 
-def make_keywords(voices, per_word, rng, nrng, timer):
+def make_keywords(out_dir, voices, per_word, rng, nrng, timer):
     labels = [w for w in KEYWORDS for _ in range(per_word)]
     rng.shuffle(labels)
     chosen = pick_voices(voices, len(labels), rng)
     items = [(e, v, lang, text_of(word, lang)) for word, (e, v, lang) in zip(labels, chosen)]
     print(f"keywords: synthesizing {len(items)} keywords by held-out voices  {timer}", flush=True)
     audio = [trim(x) for x in synthesize(items, rng)]
-    w = WavOut(os.path.join(OUT, "keywords.wav"))
+    w = WavOut(os.path.join(out_dir, "keywords.wav"))
     truth = []
 
     def floor(n):
@@ -337,7 +337,7 @@ def make_keywords(voices, per_word, rng, nrng, timer):
         w.write(x)
         w.write(floor(int(rng.uniform(1.5, 3.0) * SR)))
     w.close()
-    with open(os.path.join(OUT, "keywords.json"), "w") as f:
+    with open(os.path.join(out_dir, "keywords.json"), "w") as f:
         json.dump(truth, f, indent=1)
     print(f"keywords.wav: {w.n / SR / 60:.2f} min, {len(truth)} keywords by "
           f"{len({t['voice'] for t in truth})} voices  {timer}", flush=True)  # fmt: skip
@@ -349,16 +349,18 @@ def main():
     ap.add_argument("--per-minute", type=float, default=6.0, help="speech events per minute in negatives.wav")
     ap.add_argument("--per-word", type=int, default=10, help="utterances of each keyword in keywords.wav")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default=OUT, help="output folder (default .data/streams, what benchmarks/voice.py reads; "
+                    "a second seed elsewhere gives streams to tune detection settings on without touching those)")
     a = ap.parse_args()
     timer = Timer()
-    os.makedirs(OUT, exist_ok=True)
+    os.makedirs(a.out, exist_ok=True)
     rng, nrng = random.Random(a.seed), np.random.default_rng(a.seed)
     voices = heldout_voices(rng)
     print(f"{len(voices)} held-out voices: {sorted({voice_name(*v[:2]) for v in voices if v[0] != 'espeak-ng'})} "
           f"+ espeak-ng en-029 and held-out variants", flush=True)  # fmt: skip
-    make_keywords(voices, a.per_word, rng, nrng, timer)
-    make_negatives(voices, a.minutes, a.per_minute, rng, nrng, timer)
-    print(f"done: {OUT}  {timer}")
+    make_keywords(a.out, voices, a.per_word, rng, nrng, timer)
+    make_negatives(a.out, voices, a.minutes, a.per_minute, rng, nrng, timer)
+    print(f"done: {a.out}  {timer}")
 
 
 if __name__ == "__main__":

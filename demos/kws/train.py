@@ -3,7 +3,8 @@
     nice -n 19 demos/kws/.venv-train/bin/python demos/kws/train.py   # 20 epochs: ~68 min on a busy 2-core VM
 
 Input: log-mel [1, 40, 98] from edge/runtime/audio/features.py, computed per batch after the
-waveform augmentation of augment.py (so every epoch sees new noise, shifts, speeds, rooms).
+waveform augmentation of augment.py (so every epoch sees new noise, shifts, speeds, rooms, and
+_silence_ whose noise switches), with each example's spectrum warped in frequency (--warp) and SpecAugment.
 Validation: the heldout_voices split (espeak-ng voices, festival ked, rab and czech_machac, never
 trained on), clean plus one fixed augmented copy, plus generated _silence_. The heldout_engine split
 (MBROLA voices, flite awb and rms) is not looked at.
@@ -16,7 +17,7 @@ import os
 
 import numpy as np
 import torch
-from augment import Augmenter
+from augment import NOISE_STEPS, Augmenter
 from common import (
     CHECKPOINT,
     CLASSES,
@@ -72,13 +73,9 @@ def warped_log_mel(wav, rng, width):
     if width <= 0:
         return features.log_mel(wav)
     alphas = np.round(rng.uniform(1 - width, 1 + width, len(wav)), 2)
-    out = np.empty((len(wav), 1, features.N_MELS, features.n_frames(wav.shape[1])), np.float32)
-    for a in np.unique(alphas):
-        if a not in _WARPS:
-            _WARPS[a] = warp_matrix(a)
-        idx = np.nonzero(alphas == a)[0]
-        out[idx] = features.log_mel(wav[idx], mel=_WARPS[a])
-    return out
+    for a in set(alphas.tolist()) - _WARPS.keys():
+        _WARPS[a] = warp_matrix(a)
+    return features.log_mel(wav, mel=np.stack([_WARPS[a] for a in alphas.tolist()]))
 
 
 def validation_set(rows, aug, seed=123):
@@ -114,7 +111,9 @@ def main():
     ap.add_argument("--channels", type=int, default=64)
     ap.add_argument("--unknown-ratio", type=float, default=2.0, help="unknown clips per epoch / keyword class")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--warp", type=float, default=0.0, help="vocal tract length perturbation: alpha in 1 +- warp")
+    ap.add_argument("--warp", type=float, default=0.1, help="vocal tract length perturbation: alpha in 1 +- warp")
+    ap.add_argument("--noise-steps", type=float, default=NOISE_STEPS,
+                    help="fraction of _silence_ examples whose noise switches within the window (augment.py)")
     ap.add_argument(
         "--exclude-unknown",
         default="town,dawn,round,sound",
@@ -169,7 +168,8 @@ def main():
             td = Timer()
             b = idx[s * a.batch : (s + 1) * a.batch]
             real = b[b >= 0]
-            wav = np.concatenate([aug(clips[real], starts[real], ends[real]), aug.silence(int((b < 0).sum()))])
+            speech = aug(clips[real], starts[real], ends[real])
+            wav = np.concatenate([speech, aug.silence(int((b < 0).sum()), a.noise_steps)])
             yb = np.concatenate([y[real], np.full(int((b < 0).sum()), CLASSES.index(SILENCE))])
             xb = torch.from_numpy(spec_augment(warped_log_mel(wav, rng, a.warp), rng)).contiguous(
                 memory_format=torch.channels_last

@@ -3,7 +3,8 @@
     nice -n 19 demos/kws/.venv-train/bin/python demos/kws/train_head.py [--rounds 4]
 
 1. Embeddings of every train clip: clean, plus --rounds augmented copies (augment.py: speed, shift,
-   rooms, band-limits, noise) and generated _silence_; cached in .data/emb_train_<rounds>.npz.
+   rooms, band-limits, noise) and generated _silence_ (with noise switches, like train.py); cached in
+   .data/emb_train_<rounds>_<digest of the clip list and augment.py>.npz.
 2. An MLP head (3 x 96 -> 128 -> 128 -> 12) trained on them with torch; the epoch is chosen on
    heldout_voices (clean + one fixed noisy copy), like train.py. heldout_engine is only reported.
 3. The ensemble: softmax of the weighted mean of the DS-CNN's and the head's logits (the normalised
@@ -20,10 +21,11 @@ import hashlib
 import json
 import os
 
+import augment
 import numpy as np
 import onnxruntime as ort
 import torch
-from augment import Augmenter, split_set
+from augment import NOISE_STEPS, Augmenter, split_set
 from common import CLASSES, DATA, IRS, MODEL_DIR, SILENCE, UNKNOWN, Timer, features, load_clips, read_manifest
 from embedding import EMB_DIM, LICENCE, N_EMB, Embedder
 from evaluate import softmax, summarize
@@ -44,9 +46,10 @@ class Head(nn.Module):
 
 
 def train_set(emb, rows, rounds, timer):
-    """Embeddings of the train clips, cached per (train clip list, rounds)."""
+    """Embeddings of the train clips, cached per (train clip list, augmentation code, rounds)."""
     tr = [r for r in rows if r["split"] == "train"]
-    digest = hashlib.sha256("\n".join(r["path"] for r in tr).encode()).hexdigest()[:10]
+    with open(augment.__file__, "rb") as f:
+        digest = hashlib.sha256("\n".join(r["path"] for r in tr).encode() + f.read()).hexdigest()[:10]
     path = os.path.join(DATA, f"emb_train_{rounds}_{digest}.npz")
     if os.path.exists(path):
         d = np.load(path)
@@ -60,7 +63,7 @@ def train_set(emb, rows, rounds, timer):
     print(f"  clean train clips embedded: {len(y)}  {timer}", flush=True)
     for k in range(rounds):
         a = np.concatenate([aug(clips[j : j + 512], st[j : j + 512], en[j : j + 512]) for j in range(0, len(y), 512)])
-        xs += [emb.clips(a), emb.clips(aug.silence(n_sil))]
+        xs += [emb.clips(a), emb.clips(aug.silence(n_sil, NOISE_STEPS))]
         ys += [y, np.full(n_sil, CLASSES.index(SILENCE))]
         print(f"  augmented round {k + 1}/{rounds} embedded  {timer}", flush=True)
     x, y = np.concatenate(xs).astype(np.float32), np.concatenate(ys)

@@ -76,7 +76,7 @@ def log_mel(audio, mel=_MEL):
 
     audio: float32 array [samples] (>= 400) or [batch, samples].
     returns: [1, N_MELS, T] for 1-D input, [batch, 1, N_MELS, T] for 2-D.
-    mel: the [257, N_MELS] filter matrix (training may pass a warped one).
+    mel: the [257, N_MELS] filter matrix, or [batch, 257, N_MELS], one per clip (training passes warped ones).
     """
     x = np.asarray(audio, dtype=np.float32)
     single = x.ndim == 1
