@@ -1,6 +1,7 @@
 """Training-time augmentation and _silence_ generation (numpy only, vectorised per batch).
 
 Per keyword / unknown clip (probabilities in AUG):
+  in training only, a slower or faster speaking rate (`tempo`: WSOLA time stretch, pitch and formants kept),
   speed perturbation 0.85-1.15 (tempo + pitch + formants, like a different speaker),
   random placement of the word anywhere in the 1 s window (time shift),
   reverberation with one of the sox reverb impulse responses made by data.py,
@@ -17,6 +18,8 @@ from common import CLASSES, CLIP, IRS, SILENCE, SR, load_clips
 AUG = dict(speed=0.8, reverb=0.3, bandlimit=0.4, noise=0.85, clip=0.05)
 NOISES = ("white", "pink", "brown", "babble", "hum")
 NOISE_STEPS = 0.3  # share of training _silence_ examples whose noise switches within the window
+TEMPO = 0.5  # share of training words whose duration is stretched by a factor in TEMPO_RANGE
+TEMPO_RANGE = (0.75, 1.8)  # log-uniform; words are stretched more than squeezed: people say "nooo", not "n"
 
 
 def _colored(rng, n, kind):
@@ -31,10 +34,36 @@ def _colored(rng, n, kind):
     return x / (x.std(axis=1, keepdims=True) + 1e-9)
 
 
+def stretch(w, factor, frame=512, tolerance=128):
+    """WSOLA time stretch: `w` lasts `factor` times as long with its pitch and formants unchanged.
+
+    Overlap-add of Hann frames at a fixed synthesis hop; each next analysis frame is moved by up to
+    `tolerance` samples to where it best continues the previous one (the waveform similarity), so
+    pitch periods line up instead of smearing as in a plain overlap-add."""
+    hop = frame // 2
+    n_out = int(round(len(w) * factor))
+    ana = hop / factor
+    n_frames = n_out // hop + 2
+    lead = tolerance + frame // 2
+    xp = np.pad(w.astype(np.float32), (lead, int(n_frames * ana) + frame + 2 * tolerance))
+    win = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(frame) / frame)).astype(np.float32)
+    y = np.zeros(n_frames * hop + frame, np.float32)
+    delta = 0
+    for k in range(n_frames):
+        a = tolerance + int(round(k * ana)) + delta
+        y[k * hop : k * hop + frame] += xp[a : a + frame] * win
+        natural = xp[a + hop : a + hop + frame]
+        nxt = int(round((k + 1) * ana))
+        cands = np.lib.stride_tricks.sliding_window_view(xp[nxt : nxt + 2 * tolerance + frame], frame)
+        delta = int(np.argmax(cands @ natural)) - tolerance
+    return y[frame // 2 : frame // 2 + n_out]
+
+
 class Augmenter:
-    def __init__(self, irs, babble_pool, seed=0):
-        """irs: [K, L] impulse responses; babble_pool: [M, CLIP] clips of non-keyword words."""
-        self.irs, self.pool, self.rng = irs, babble_pool, np.random.default_rng(seed)
+    def __init__(self, irs, babble_pool, seed=0, tempo=0.0):
+        """irs: [K, L] impulse responses; babble_pool: [M, CLIP] clips of non-keyword words; tempo: share of
+        words time-stretched (0 draws no random number, so evaluation sets stay the same)."""
+        self.irs, self.pool, self.rng, self.tempo = irs, babble_pool, np.random.default_rng(seed), tempo
 
     def noise(self, n):
         """[n, CLIP] unit-RMS noise of random kinds."""
@@ -89,8 +118,13 @@ class Augmenter:
         """Augment a batch of 1 s clips whose word lies in [start, end)."""
         rng, n = self.rng, len(clips)
         out = np.zeros((n, CLIP), np.float32)
+        if self.tempo > 0:
+            slow = rng.random(n) < self.tempo
+            factors = np.exp(rng.uniform(*np.log(TEMPO_RANGE), n))
         for i in range(n):
             w = clips[i, starts[i] : ends[i]]
+            if self.tempo > 0 and slow[i]:
+                w = stretch(w, min(factors[i], 0.8 * CLIP / max(len(w), 1)))
             if rng.random() < AUG["speed"]:
                 m = int(len(w) / rng.uniform(0.85, 1.15))
                 w = np.interp(np.linspace(0, len(w) - 1, m), np.arange(len(w)), w).astype(np.float32)

@@ -3,8 +3,9 @@
     nice -n 19 demos/kws/.venv-train/bin/python demos/kws/train.py   # 20 epochs: ~68 min on a busy 2-core VM
 
 Input: log-mel [1, 40, 98] from edge/runtime/audio/features.py, computed per batch after the
-waveform augmentation of augment.py (so every epoch sees new noise, shifts, speeds, rooms, and
-_silence_ whose noise switches), with each example's spectrum warped in frequency (--warp) and SpecAugment.
+waveform augmentation of augment.py (so every epoch sees new noise, shifts, speeds, rooms, words said
+slower or faster, and _silence_ whose noise switches), optionally with each example's spectrum warped
+in frequency (--warp), and SpecAugment.
 Validation: the heldout_voices split (espeak-ng voices, festival ked, rab and czech_machac, never
 trained on), clean plus one fixed augmented copy, plus generated _silence_. The heldout_engine split
 (MBROLA voices, flite awb and rms) is not looked at.
@@ -17,7 +18,7 @@ import os
 
 import numpy as np
 import torch
-from augment import NOISE_STEPS, Augmenter
+from augment import NOISE_STEPS, TEMPO, Augmenter
 from common import (
     CHECKPOINT,
     CLASSES,
@@ -112,6 +113,9 @@ def main():
     ap.add_argument("--unknown-ratio", type=float, default=2.0, help="unknown clips per epoch / keyword class")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--warp", type=float, default=0.1, help="vocal tract length perturbation: alpha in 1 +- warp")
+    ap.add_argument("--tempo", type=float, default=0.0,
+                    help=f"fraction of words time-stretched (slower or faster speech, pitch kept; augment.py). "
+                         f"The committed DS-CNN: 0; --tempo {TEMPO} --warp 0 was measured (demos/kws/README.md)")
     ap.add_argument("--noise-steps", type=float, default=NOISE_STEPS,
                     help="fraction of _silence_ examples whose noise switches within the window (augment.py)")
     ap.add_argument(
@@ -139,7 +143,7 @@ def main():
     per_class = len(kw) // (len(CLASSES) - 2)
     aug = Augmenter(np.load(IRS), clips[unk], seed=a.seed)
     xv, yv, n_clean = validation_set(val, aug)
-    aug.rng = np.random.default_rng(a.seed)
+    aug.rng, aug.tempo = np.random.default_rng(a.seed), a.tempo  # validation copies without it, as before
     print(
         f"loaded {len(train)} train clips, {len(val)} held-out-voice clips (val tensors {len(xv)}) in {timer}",
         flush=True,
