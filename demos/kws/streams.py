@@ -1,4 +1,4 @@
-"""Long test streams for the streaming detector, spoken only by HELD-OUT voices (numpy + synthesizers).
+"""Long test streams for the streaming detector, spoken by HELD-OUT voices (numpy + synthesizers).
 
     nice -n 19 python3 demos/kws/streams.py            # ~40 s on the 2 shared cores
 
@@ -14,6 +14,9 @@ Writes demos/kws/.data/streams/ (git-ignored), every .wav 16 kHz mono PCM16:
                   each followed by 1.5-3 s of low noise (-65..-50 dBFS) -> detection rate and latency.
   keywords.json   ground truth, a list of {"label", "start_s", "end_s", "voice"} (word onset/offset at
                   -40 dB from its peak, in seconds from the start of keywords.wav).
+
+With --voices train it writes only negatives.wav (and .json), spoken by TRAIN voices with MINING_PHRASES:
+the stream mine.py takes hard negatives from (see there); the held-out streams never share its voices or texts.
 
 Held-out voices only (never trained on, see data.py): espeak-ng dialect en-029 (all its variants) and
 the held-out variants in other dialects, festival ked, rab and czech_machac, MBROLA us1/us2/us3/en1
@@ -33,9 +36,11 @@ import numpy as np
 from common import KEYWORDS, SR, UNKNOWN_WORDS, Timer, read_wav, read_wav_bytes, resample
 from data import (
     ENCODING,
+    ESPEAK_DIALECTS,
     ESPEAK_MBROLA_VOICES,
     FESTIVAL_VOICES,
     FLITE_VOICES,
+    HELDOUT_DIALECTS,
     HELDOUT_VARIANTS,
     espeak_variants,
     festival_voices,
@@ -93,10 +98,27 @@ PHRASES = [
     "we walked to the beach",
     "sheila and marvin learn fast",
 ]
+# Spoken by TRAIN voices in the mining stream (--voices train, mine.py): other sentences than PHRASES, so the
+# held-out streams' texts stay unseen; with near-confusables of the keywords ("upon", "lift", "bright", "noon").
+MINING_PHRASES = [
+    "once upon a time there was a king", "the lift is broken again", "a bright light in the night",
+    "start the engine slowly", "the town hall is closed today", "yesterday was very windy",
+    "she wrote a letter to her mother", "the goat ate all the grass", "the soup is too hot",
+    "we saw many stars", "my uncle plays the piano", "the plane has a long nose", "remember your coat",
+    "the gold ring was lost", "a sound from the basement", "the shop opens at ten",
+    "bread and butter for breakfast", "the light turned green", "a tiny mouse ran across the floor",
+    "the ocean is deep and blue", "we dance all night", "the clock struck twelve", "she kept the secret",
+    "the lesson begins at noon", "a heavy box with books", "the doctor will see you soon",
+    "he likes to cook pasta", "the road was long and dusty", "my sister found a puppy", "the fire is warm",
+    "a cup with lemon tea", "the river flows to the sea", "the knight rode a white horse", "the kite flew high",
+    "turn the page", "the snow melted in spring", "the goal was scored late", "a bowl with rice",
+    "the stock market fell", "upstairs is the bedroom", "a lonely owl", "the golden gate bridge",
+]
 NOISES = ("white", "pink", "brown", "hum", "babble", "room", "digital_silence")
 NOISE_P = (0.14, 0.2, 0.14, 0.12, 0.16, 0.16, 0.08)
 NOISE_DB = dict(white=(-65, -30), pink=(-65, -25), brown=(-60, -25), hum=(-60, -30), babble=(-50, -28), room=(-75, -50))
-assert not any(w in FORBIDDEN for p in PHRASES for w in p.lower().split()), "a phrase holds a keyword"
+assert not any(w in FORBIDDEN for p in PHRASES + MINING_PHRASES for w in p.lower().split()), "a phrase holds a keyword"
+assert not set(PHRASES) & set(MINING_PHRASES)
 assert not set(UNKNOWN_WORDS) & FORBIDDEN
 
 
@@ -110,6 +132,16 @@ def heldout_voices(rng):
     if os.path.isdir("/usr/share/mbrola"):
         out += [("espeak-mbrola", v, "en") for v in ESPEAK_MBROLA_VOICES]
     out += [("flite", v, "en") for v, s in FLITE_VOICES.items() if s != "train"]
+    return out
+
+
+def train_voices(rng):
+    """(engine, voice, lang) of every installed train voice that synthesize() drives: the mining stream's."""
+    variants = [""] + [v for v in espeak_variants() if v and v not in HELDOUT_VARIANTS]
+    out = [("espeak-ng", d + ("+" + v if v else ""), "en") for d in ESPEAK_DIALECTS if d not in HELDOUT_DIALECTS
+           for v in variants]
+    out += [("festival", k, v[2]) for k, v in festival_voices().items() if v[1] == "train"]
+    out += [("flite", v, "en") for v, s in FLITE_VOICES.items() if s == "train"]
     return out
 
 
@@ -243,7 +275,7 @@ class WavOut:
         self.w.close()
 
 
-def make_negatives(out_dir, voices, minutes, per_minute, rng, nrng, timer):
+def make_negatives(out_dir, voices, minutes, per_minute, rng, nrng, timer, phrases=PHRASES):
     n_speech = int(minutes * per_minute * 1.1)
     chosen = pick_voices(voices, n_speech + 120, rng)
     items = []
@@ -253,10 +285,10 @@ def make_negatives(out_dir, voices, minutes, per_minute, rng, nrng, timer):
         elif rng.random() < 0.5:
             text = rng.choice(UNKNOWN_WORDS)
         else:
-            text = rng.choice(PHRASES)
+            text = rng.choice(phrases)
         items.append((engine, voice, lang, text_of(text, lang) if text in UNKNOWN_WORDS else text))
     print(
-        f"negatives: synthesizing {len(items)} utterances by {len({v[:2] for v in chosen})} held-out voices  {timer}",
+        f"negatives: synthesizing {len(items)} utterances by {len({v[:2] for v in chosen})} voices  {timer}",
         flush=True,
     )
     audio = [trim(x) for x in synthesize(items, rng)]
@@ -349,12 +381,20 @@ def main():
     ap.add_argument("--per-minute", type=float, default=6.0, help="speech events per minute in negatives.wav")
     ap.add_argument("--per-word", type=int, default=10, help="utterances of each keyword in keywords.wav")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--voices", choices=("heldout", "train"), default="heldout",
+                    help="train: only negatives.wav, by train voices with MINING_PHRASES (for mine.py)")
     ap.add_argument("--out", default=OUT, help="output folder (default .data/streams, what benchmarks/voice.py reads; "
                     "a second seed elsewhere gives streams to tune detection settings on without touching those)")
     a = ap.parse_args()
     timer = Timer()
     os.makedirs(a.out, exist_ok=True)
     rng, nrng = random.Random(a.seed), np.random.default_rng(a.seed)
+    if a.voices == "train":
+        voices = train_voices(rng)
+        print(f"{len(voices)} train voices", flush=True)
+        make_negatives(a.out, voices, a.minutes, a.per_minute, rng, nrng, timer, MINING_PHRASES)
+        print(f"done: {a.out}  {timer}")
+        return
     voices = heldout_voices(rng)
     print(f"{len(voices)} held-out voices: {sorted({voice_name(*v[:2]) for v in voices if v[0] != 'espeak-ng'})} "
           f"+ espeak-ng en-029 and held-out variants", flush=True)  # fmt: skip

@@ -2,9 +2,11 @@
 
     nice -n 19 demos/kws/.venv-train/bin/python demos/kws/train_head.py [--rounds 4]
 
-1. Embeddings of every train clip: clean, plus --rounds augmented copies (augment.py: speed, shift,
+1. Embeddings of every train clip: clean, plus --rounds augmented copies (augment.py: tempo, speed, shift,
    rooms, band-limits, noise) and generated _silence_ (with noise switches, like train.py); cached in
    .data/emb_train_<rounds>_<digest of the clip list and augment.py>.npz.
+   Plus the hard negatives of mine.py (.data/mined.npz, if present): windows of a keyword-free stream by train
+   voices that the previous ensemble took for a keyword, as _unknown_ (--mined-copies times each).
 2. An MLP head (3 x 96 -> 128 -> 128 -> 12) trained on them with torch; the epoch is chosen on
    heldout_voices (clean + one fixed noisy copy), like train.py. heldout_engine is only reported.
 3. The ensemble: softmax of the weighted mean of the DS-CNN's and the head's logits (the normalised
@@ -25,7 +27,7 @@ import augment
 import numpy as np
 import onnxruntime as ort
 import torch
-from augment import NOISE_STEPS, Augmenter, split_set
+from augment import NOISE_STEPS, TEMPO, Augmenter, split_set
 from common import CLASSES, DATA, IRS, MODEL_DIR, SILENCE, UNKNOWN, Timer, features, load_clips, read_manifest
 from embedding import EMB_DIM, LICENCE, N_EMB, Embedder
 from evaluate import softmax, summarize
@@ -57,7 +59,7 @@ def train_set(emb, rows, rounds, timer):
     clips = load_clips(tr)
     y = np.array([CLASSES.index(r["label"]) for r in tr])
     st, en = np.array([r["start"] for r in tr]), np.array([r["end"] for r in tr])
-    aug = Augmenter(np.load(IRS), clips[y == CLASSES.index(UNKNOWN)], seed=1)
+    aug = Augmenter(np.load(IRS), clips[y == CLASSES.index(UNKNOWN)], seed=1, tempo=TEMPO)
     n_sil = int(np.bincount(y).mean())
     xs, ys = [emb.clips(clips)], [y]
     print(f"  clean train clips embedded: {len(y)}  {timer}", flush=True)
@@ -118,6 +120,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=4, help="augmented copies of the train clips (default 4)")
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--mined", default=os.path.join(DATA, "mined.npz"), help="mine.py's hard negatives ('' for none)")
+    ap.add_argument("--mined-copies", type=int, default=4, help="how often each hard negative is in the train set")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -125,6 +129,13 @@ def main():
     print(LICENCE)
     emb, rows = Embedder(args.threads), read_manifest()
     x, y = train_set(emb, rows, args.rounds, timer)
+    n_mined = 0
+    if args.mined and os.path.exists(args.mined):
+        xm = emb.clips(np.load(args.mined)["audio"].astype(np.float32) / 32768)
+        n_mined = len(xm)
+        x = np.concatenate([x] + [xm] * args.mined_copies)
+        y = np.concatenate([y, np.full(n_mined * args.mined_copies, CLASSES.index(UNKNOWN))])
+        print(f"  {n_mined} hard negatives (mine.py) added as {UNKNOWN} x{args.mined_copies}  {timer}", flush=True)
     cnn = ort.InferenceSession(os.path.join(MODEL_DIR, "kws.onnx"), providers=["CPUExecutionProvider"])
     ev = eval_sets(emb, rows, cnn)
     print(f"train {x.shape}, held-out sets embedded  {timer}", flush=True)
@@ -157,6 +168,7 @@ def main():
     weights = [round(w, 1) for w in np.arange(0.0, 1.01, 0.1)]
     w = max(weights, key=lambda w: (geometric(pc, ph, w).argmax(1) == hy).mean())
     report = dict(licence=LICENCE, rounds=args.rounds, train_windows=int(len(y)), epochs=args.epochs,
+                  hard_negatives=n_mined, hard_negative_copies=args.mined_copies if n_mined else 0,
                   chosen_epoch=int(np.argmax([e["heldout_voices"] for e in log]) + 1), cnn_weight=w, log=log)
     for split, (hx, pc, hy, names, n) in ev.items():
         ph = probs(head, hx)

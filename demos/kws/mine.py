@@ -1,0 +1,69 @@
+"""Step 5a: hard negatives for the head: 1 s windows of a keyword-free stream spoken by TRAIN voices on which
+the current ensemble is tempted to say a keyword.
+
+    nice -n 19 python3 demos/kws/streams.py --voices train --seed 2 --minutes 40 --out demos/kws/.data/mining
+    nice -n 19 demos/kws/.venv-train/bin/python demos/kws/mine.py
+
+Scores the window that ends at every 80 ms step of .data/mining/negatives.wav with the DS-CNN + head
+ensemble, computed offline as the streaming graph computes it (assemble.py checks that the two agree),
+keeps the windows whose top keyword probability is >= --min-score and writes .data/mined.npz (int16
+audio, score, end time, the keyword it was taken for). train_head.py adds them to _unknown_. The stream's
+voices and sentences are never those of the held-out streams (streams.py MINING_PHRASES), so the false
+alarm figures measured on those stay honest.
+"""
+
+import argparse
+import json
+import os
+
+import numpy as np
+import onnxruntime as ort
+from common import CLASSES, CLIP, DATA, KEYWORDS, MODEL_DIR, SR, Timer, features, read_wav
+from embedding import CHUNK, Embedder
+from evaluate import softmax
+
+STREAM = os.path.join(DATA, "mining", "negatives.wav")
+MINED = os.path.join(DATA, "mined.npz")
+
+
+def ensemble_scores(audio, cnn, head, emb, w, batch=1024):
+    """[steps, 12] probabilities of the window ending at every step of `audio` (the first after 1 s)."""
+    ends = np.arange(CLIP, len(audio) + 1, CHUNK)
+    out = []
+    for i in range(0, len(ends), batch):
+        win = np.stack([audio[e - CLIP : e] for e in ends[i : i + batch]])
+        lc = cnn.run(None, {"logmel": features.log_mel(win)})[0]
+        lh = head.run(None, {"embeddings": emb.clips(win)})[0]
+        out.append(softmax(w * np.log(softmax(lc) + 1e-12) + (1 - w) * np.log(softmax(lh) + 1e-12)))
+    return ends, np.concatenate(out)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--stream", default=STREAM)
+    ap.add_argument("--min-score", type=float, default=0.3, help="top keyword probability that makes a window hard")
+    args = ap.parse_args()
+    timer = Timer()
+    audio, rate = read_wav(args.stream)
+    if rate != SR:
+        raise SystemExit(f"{args.stream}: {rate} Hz, expected {SR}")
+    session = lambda name: ort.InferenceSession(os.path.join(MODEL_DIR, name), providers=["CPUExecutionProvider"])  # noqa: E731
+    with open(os.path.join(MODEL_DIR, "head_report.json")) as f:
+        w = json.load(f)["cnn_weight"]
+    ends, p = ensemble_scores(audio, session("kws.onnx"), session("head.onnx"), Embedder(1), w)
+    kw = p[:, : len(KEYWORDS)]
+    hard = np.nonzero(kw.max(1) >= args.min_score)[0]
+    win = np.stack([audio[e - CLIP : e] for e in ends[hard]]) if len(hard) else np.zeros((0, CLIP), np.float32)
+    i16 = (np.clip(win, -1, 32767 / 32768) * 32768).round().astype(np.int16)
+    tmp = MINED + ".tmp.npz"
+    np.savez_compressed(tmp, audio=i16, score=kw[hard].max(1), t=ends[hard] / SR,
+                        label=np.array([CLASSES[k] for k in kw[hard].argmax(1)]))
+    os.replace(tmp, MINED)
+    hours = len(audio) / SR / 3600
+    print(f"{len(ends)} windows of {hours * 60:.0f} min scored; {len(hard)} with a keyword >= {args.min_score} "
+          f"({', '.join(f'{CLASSES[k]} {n}' for k, n in zip(*np.unique(kw[hard].argmax(1), return_counts=True)))}) "
+          f"-> {MINED}  {timer}")
+
+
+if __name__ == "__main__":
+    main()
