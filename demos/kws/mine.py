@@ -38,16 +38,22 @@ def ensemble_scores(audio, cnn, head, emb, w, batch=1024):
     return ends, np.concatenate(out)
 
 
+def session(name):
+    return ort.InferenceSession(os.path.join(MODEL_DIR, name), providers=["CPUExecutionProvider"])
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--stream", default=STREAM)
     ap.add_argument("--min-score", type=float, default=0.3, help="top keyword probability that makes a window hard")
     args = ap.parse_args()
     timer = Timer()
+    if not os.path.exists(args.stream):
+        raise SystemExit(f"{args.stream}: missing; make it with: python3 demos/kws/streams.py --voices train "
+                         f"--seed 2 --minutes 40 --out {os.path.dirname(args.stream)}")
     audio, rate = read_wav(args.stream)
     if rate != SR:
         raise SystemExit(f"{args.stream}: {rate} Hz, expected {SR}")
-    session = lambda name: ort.InferenceSession(os.path.join(MODEL_DIR, name), providers=["CPUExecutionProvider"])  # noqa: E731
     with open(os.path.join(MODEL_DIR, "head_report.json")) as f:
         w = json.load(f)["cnn_weight"]
     ends, p = ensemble_scores(audio, session("kws.onnx"), session("head.onnx"), Embedder(1), w)

@@ -3,9 +3,9 @@
     nice -n 19 demos/kws/.venv-train/bin/python demos/kws/train.py   # 20 epochs: ~68 min on a busy 2-core VM
 
 Input: log-mel [1, 40, 98] from edge/runtime/audio/features.py, computed per batch after the
-waveform augmentation of augment.py (so every epoch sees new noise, shifts, speeds, rooms, words said
-slower or faster, and _silence_ whose noise switches), optionally with each example's spectrum warped
-in frequency (--warp), and SpecAugment.
+waveform augmentation of augment.py (so every epoch sees new noise, shifts, speeds, rooms, and
+_silence_ whose noise switches; with --tempo also words said slower or faster), with each example's
+spectrum warped in frequency (--warp), and SpecAugment.
 Validation: the heldout_voices split (espeak-ng voices, festival ked, rab and czech_machac, never
 trained on), clean plus one fixed augmented copy, plus generated _silence_. The heldout_engine split
 (MBROLA voices, flite awb and rms) is not looked at.
