@@ -118,12 +118,11 @@ class Augmenter:
         """Augment a batch of 1 s clips whose word lies in [start, end)."""
         rng, n = self.rng, len(clips)
         out = np.zeros((n, CLIP), np.float32)
-        if self.tempo > 0:
-            slow = rng.random(n) < self.tempo
-            factors = np.exp(rng.uniform(*np.log(TEMPO_RANGE), n))
+        slow = rng.random(n) < self.tempo if self.tempo > 0 else np.zeros(n, bool)  # 0: no draw, as before
+        factors = np.exp(rng.uniform(*np.log(TEMPO_RANGE), n)) if self.tempo > 0 else None
         for i in range(n):
             w = clips[i, starts[i] : ends[i]]
-            if self.tempo > 0 and slow[i]:
+            if slow[i]:
                 w = stretch(w, min(factors[i], 0.8 * CLIP / max(len(w), 1)))
             if rng.random() < AUG["speed"]:
                 m = int(len(w) / rng.uniform(0.85, 1.15))

@@ -33,6 +33,11 @@ def softmax(z):
     return e / e.sum(axis=-1, keepdims=True)
 
 
+def geometric(p_cnn, p_head, w):
+    """softmax(w log p_cnn + (1 - w) log p_head) = softmax of the weighted mean of the two models' logits."""
+    return softmax(w * np.log(p_cnn + 1e-12) + (1 - w) * np.log(p_head + 1e-12))
+
+
 def scores(sess, audio, bs=256):
     name = sess.get_inputs()[0].name
     return np.concatenate(

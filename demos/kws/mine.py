@@ -20,7 +20,7 @@ import numpy as np
 import onnxruntime as ort
 from common import CLASSES, CLIP, DATA, KEYWORDS, MODEL_DIR, SR, Timer, features, read_wav
 from embedding import CHUNK, Embedder
-from evaluate import softmax
+from evaluate import geometric, softmax
 
 STREAM = os.path.join(DATA, "mining", "negatives.wav")
 MINED = os.path.join(DATA, "mined.npz")
@@ -32,9 +32,9 @@ def ensemble_scores(audio, cnn, head, emb, w, batch=1024):
     out = []
     for i in range(0, len(ends), batch):
         win = np.stack([audio[e - CLIP : e] for e in ends[i : i + batch]])
-        lc = cnn.run(None, {"logmel": features.log_mel(win)})[0]
-        lh = head.run(None, {"embeddings": emb.clips(win)})[0]
-        out.append(softmax(w * np.log(softmax(lc) + 1e-12) + (1 - w) * np.log(softmax(lh) + 1e-12)))
+        p_cnn = softmax(cnn.run(None, {"logmel": features.log_mel(win)})[0])
+        p_head = softmax(head.run(None, {"embeddings": emb.clips(win)})[0])
+        out.append(geometric(p_cnn, p_head, w))
     return ends, np.concatenate(out)
 
 

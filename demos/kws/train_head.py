@@ -30,7 +30,7 @@ import torch
 from augment import NOISE_STEPS, TEMPO, Augmenter, split_set
 from common import CLASSES, DATA, IRS, MODEL_DIR, SILENCE, UNKNOWN, Timer, features, load_clips, read_manifest
 from embedding import EMB_DIM, LICENCE, N_EMB, Embedder
-from evaluate import softmax, summarize
+from evaluate import geometric, softmax, summarize
 from export import committed_clips
 from torch import nn
 
@@ -88,11 +88,6 @@ def eval_sets(emb, rows, cnn):
                                 for i in range(0, len(audio), 256)])
         out[split] = (emb.clips(audio), p_cnn, np.concatenate([y, y[: len(rs)]]), names + names[: len(rs)], len(y))
     return out
-
-
-def geometric(p_cnn, p_head, w):
-    """softmax(w log p_cnn + (1 - w) log p_head) = softmax of the weighted mean of the two models' logits."""
-    return softmax(w * np.log(p_cnn + 1e-12) + (1 - w) * np.log(p_head + 1e-12))
 
 
 def probs(head, x):
