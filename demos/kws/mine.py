@@ -45,6 +45,7 @@ def session(name):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--stream", default=STREAM)
+    ap.add_argument("--out", default=MINED, help="where the hard negatives go (train.py and train_head.py --mined)")
     ap.add_argument("--min-score", type=float, default=0.3, help="top keyword probability that makes a window hard")
     args = ap.parse_args()
     timer = Timer()
@@ -61,14 +62,14 @@ def main():
     hard = np.nonzero(kw.max(1) >= args.min_score)[0]
     win = np.stack([audio[e - CLIP : e] for e in ends[hard]]) if len(hard) else np.zeros((0, CLIP), np.float32)
     i16 = (np.clip(win, -1, 32767 / 32768) * 32768).round().astype(np.int16)
-    tmp = MINED + ".tmp.npz"
+    tmp = args.out + ".tmp.npz"
     np.savez_compressed(tmp, audio=i16, score=kw[hard].max(1), t=ends[hard] / SR,
                         label=np.array([CLASSES[k] for k in kw[hard].argmax(1)]))
-    os.replace(tmp, MINED)
+    os.replace(tmp, args.out)
     hours = len(audio) / SR / 3600
     print(f"{len(ends)} windows of {hours * 60:.0f} min scored; {len(hard)} with a keyword >= {args.min_score} "
           f"({', '.join(f'{CLASSES[k]} {n}' for k, n in zip(*np.unique(kw[hard].argmax(1), return_counts=True)))}) "
-          f"-> {MINED}  {timer}")
+          f"-> {args.out}  {timer}")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@
 Input: log-mel [1, 40, 98] from edge/runtime/audio/features.py, computed per batch after the
 waveform augmentation of augment.py (so every epoch sees new noise, shifts, speeds, rooms, and
 _silence_ whose noise switches; with --tempo also words said slower or faster), with each example's
-spectrum warped in frequency (--warp), and SpecAugment.
+spectrum warped in frequency (--warp), and SpecAugment. With --mined, mine.py's hard negatives (stream
+windows of train voices that the previous ensemble took for a keyword) are _unknown_ examples in every epoch.
 Validation: the heldout_voices split (espeak-ng voices, festival ked, rab and czech_machac, never
 trained on), clean plus one fixed augmented copy, plus generated _silence_. The heldout_engine split
 (MBROLA voices, flite awb and rms) is not looked at.
@@ -22,6 +23,7 @@ from augment import NOISE_STEPS, TEMPO, Augmenter
 from common import (
     CHECKPOINT,
     CLASSES,
+    CLIP,
     IRS,
     SILENCE,
     TRAIN_LOG,
@@ -123,6 +125,8 @@ def main():
         default="town,dawn,round,sound",
         help="comma-separated _unknown_ words left out of training (near-confusables of 'down'; '' keeps all)",
     )
+    ap.add_argument("--mined", default="", help="mine.py's hard negatives (.data/mined.npz): every window is one more "
+                    f"{UNKNOWN} example in every epoch, as recorded (they are stream windows, noise included)")
     ap.add_argument("--checkpoint", default=CHECKPOINT, help="where the best checkpoint goes (log: .json beside it)")
     a = ap.parse_args()
     log_path = TRAIN_LOG if a.checkpoint == CHECKPOINT else os.path.splitext(a.checkpoint)[0] + "_log.json"
@@ -142,6 +146,9 @@ def main():
     kw = np.nonzero(y < CLASSES.index(SILENCE))[0]
     per_class = len(kw) // (len(CLASSES) - 2)
     aug = Augmenter(np.load(IRS), clips[unk], seed=a.seed)
+    if a.mined and not os.path.exists(a.mined):
+        raise SystemExit(f"{a.mined}: no such file (make hard negatives with demos/kws/mine.py)")
+    mined = np.load(a.mined)["audio"].astype(np.float32) / 32768 if a.mined else np.zeros((0, CLIP), np.float32)
     xv, yv, n_clean = validation_set(val, aug)
     aug.rng, aug.tempo = np.random.default_rng(a.seed), a.tempo  # validation copies without it, as before
     print(
@@ -151,20 +158,22 @@ def main():
 
     model = DSCNN(len(CLASSES), ch=a.channels).to(memory_format=torch.channels_last)
     n_unk, n_sil = int(a.unknown_ratio * per_class), per_class
-    steps = (len(kw) + n_unk + n_sil) // a.batch
+    steps = (len(kw) + n_unk + len(mined) + n_sil) // a.batch
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=1e-3)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, a.lr, total_steps=a.epochs * steps, pct_start=0.15)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=0.05)
     print(
         f"DS-CNN {n_params(model)} parameters; {steps} steps/epoch of {a.batch} "
-        f"({len(kw)} keyword + {n_unk} unknown + {n_sil} silence examples)",
+        f"({len(kw)} keyword + {n_unk} unknown + {len(mined)} hard negative + {n_sil} silence examples)",
         flush=True,
     )
 
     best, history = -1.0, []
     for epoch in range(1, a.epochs + 1):
         t = Timer()
-        idx = np.concatenate([kw, rng.choice(unk, n_unk, replace=False), np.full(n_sil, -1)])
+        # >= 0: a train clip; -1: generated silence; <= -2: hard negative -2 - index
+        hard_negatives = -2 - np.arange(len(mined))
+        idx = np.concatenate([kw, rng.choice(unk, n_unk, replace=False), hard_negatives, np.full(n_sil, -1)])
         rng.shuffle(idx)
         model.train()
         tot_loss, correct, t_data = 0.0, 0, 0.0
@@ -173,8 +182,10 @@ def main():
             b = idx[s * a.batch : (s + 1) * a.batch]
             real = b[b >= 0]
             speech = aug(clips[real], starts[real], ends[real])
-            wav = np.concatenate([speech, aug.silence(int((b < 0).sum()), a.noise_steps)])
-            yb = np.concatenate([y[real], np.full(int((b < 0).sum()), CLASSES.index(SILENCE))])
+            hard = -2 - b[b <= -2]
+            wav = np.concatenate([speech, mined[hard], aug.silence(int((b == -1).sum()), a.noise_steps)])
+            yb = np.concatenate([y[real], np.full(len(hard), CLASSES.index(UNKNOWN)),
+                                 np.full(int((b == -1).sum()), CLASSES.index(SILENCE))])
             xb = torch.from_numpy(spec_augment(warped_log_mel(wav, rng, a.warp), rng)).contiguous(
                 memory_format=torch.channels_last
             )

@@ -4,7 +4,7 @@
 
 1. Embeddings of every train clip: clean, plus --rounds augmented copies (augment.py: tempo, speed, shift,
    rooms, band-limits, noise) and generated _silence_ (with noise switches, like train.py); cached in
-   .data/emb_train_<rounds>_<digest of the clip list and augment.py>.npz.
+   .data/emb_train_<rounds>_<digest of the clip list and of augment.py's output on a fixed batch>.npz.
    Plus the hard negatives of mine.py (.data/mined.npz, if present): windows of a keyword-free stream by train
    voices that the previous ensemble took for a keyword, as _unknown_ (--mined-copies times each).
 2. An MLP head (3 x 96 -> 128 -> 128 -> 12) trained on them with torch; the epoch is chosen on
@@ -23,12 +23,11 @@ import hashlib
 import json
 import os
 
-import augment
 import numpy as np
 import onnxruntime as ort
 import torch
 from augment import NOISE_STEPS, TEMPO, Augmenter, split_set
-from common import CLASSES, DATA, IRS, MODEL_DIR, SILENCE, UNKNOWN, Timer, features, load_clips, read_manifest
+from common import CLASSES, CLIP, DATA, IRS, MODEL_DIR, SILENCE, SR, UNKNOWN, Timer, features, load_clips, read_manifest
 from embedding import EMB_DIM, LICENCE, N_EMB, Embedder
 from evaluate import geometric, softmax, summarize
 from export import committed_clips
@@ -47,11 +46,21 @@ class Head(nn.Module):
         return self.net(x)
 
 
+def augmentation_fingerprint(n=64):
+    """Bytes of what augment.py does to a fixed batch (tones, word bounds, silences): changes with its behaviour,
+    not with an edit to its comments or a refactor that leaves its output alone."""
+    t = np.arange(CLIP, dtype=np.float32) / SR
+    clips = np.stack([np.sin(2 * np.pi * (100 + 37 * k) * t) * (t > 0.1 + k / 400) for k in range(n)])
+    clips = clips.astype(np.float32)
+    starts, ends = np.arange(n) * 40 + 1600, np.full(n, CLIP - 1000)
+    aug = Augmenter(np.load(IRS), clips[:8], seed=1, tempo=TEMPO)
+    return aug(clips, starts, ends).tobytes() + aug.silence(n, NOISE_STEPS).tobytes()
+
+
 def train_set(emb, rows, rounds, timer):
-    """Embeddings of the train clips, cached per (train clip list, augmentation code, rounds)."""
+    """Embeddings of the train clips, cached per (train clip list, augmentation behaviour, rounds)."""
     tr = [r for r in rows if r["split"] == "train"]
-    with open(augment.__file__, "rb") as f:
-        digest = hashlib.sha256("\n".join(r["path"] for r in tr).encode() + f.read()).hexdigest()[:10]
+    digest = hashlib.sha256("\n".join(r["path"] for r in tr).encode() + augmentation_fingerprint()).hexdigest()[:10]
     path = os.path.join(DATA, f"emb_train_{rounds}_{digest}.npz")
     if os.path.exists(path):
         d = np.load(path)
@@ -97,6 +106,7 @@ def probs(head, x):
 
 
 STREAM_CLIPS = os.path.join(MODEL_DIR, "stream_clips.npz")
+DEFAULT_MINED = [os.path.join(DATA, "mined.npz")]
 
 
 def write_stream_clips(rows, path=STREAM_CLIPS):
@@ -115,7 +125,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=4, help="augmented copies of the train clips (default 4)")
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--mined", default=os.path.join(DATA, "mined.npz"), help="mine.py's hard negatives ('' for none)")
+    ap.add_argument("--mined", nargs="*", default=DEFAULT_MINED,
+                    help="mine.py's hard negatives, one or more files (none: --mined with no file)")
     ap.add_argument("--mined-copies", type=int, default=4, help="how often each hard negative is in the train set")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -125,8 +136,12 @@ def main():
     emb, rows = Embedder(args.threads), read_manifest()
     x, y = train_set(emb, rows, args.rounds, timer)
     n_mined = 0
-    if args.mined and os.path.exists(args.mined):
-        xm = emb.clips(np.load(args.mined)["audio"].astype(np.float32) / 32768)
+    missing = [p for p in args.mined if not os.path.exists(p)]
+    if missing and args.mined != DEFAULT_MINED:  # the default is used only if mine.py was run
+        raise SystemExit(f"{missing[0]}: no such file (make hard negatives with demos/kws/mine.py)")
+    mined = [p for p in args.mined if p not in missing]
+    if mined:
+        xm = emb.clips(np.concatenate([np.load(p)["audio"] for p in mined]).astype(np.float32) / 32768)
         n_mined = len(xm)
         x = np.concatenate([x] + [xm] * args.mined_copies)
         y = np.concatenate([y, np.full(n_mined * args.mined_copies, CLASSES.index(UNKNOWN))])
@@ -163,7 +178,8 @@ def main():
     weights = [round(w, 1) for w in np.arange(0.0, 1.01, 0.1)]
     w = max(weights, key=lambda w: (geometric(pc, ph, w).argmax(1) == hy).mean())
     report = dict(licence=LICENCE, rounds=args.rounds, train_windows=int(len(y)), epochs=args.epochs,
-                  hard_negatives=n_mined, hard_negative_copies=args.mined_copies if n_mined else 0,
+                  hard_negatives=n_mined, hard_negative_files=[os.path.basename(p) for p in mined],
+                  hard_negative_copies=args.mined_copies if n_mined else 0,
                   chosen_epoch=int(np.argmax([e["heldout_voices"] for e in log]) + 1), cnn_weight=w, log=log)
     for split, (hx, pc, hy, names, n) in ev.items():
         ph = probs(head, hx)
