@@ -158,6 +158,15 @@ class Embedder:
             out.append(self.embed_windows(win.reshape(-1, EMB_FRAMES, N_MELS)).reshape(len(win), N_EMB, EMB_DIM))
         return np.concatenate(out)
 
+    def steps(self, audio: np.ndarray, n: int) -> np.ndarray:
+        """[n, N_EMB, 96]: what clips() gives for the 1 s windows ending at each of the n 80 ms steps of a 1-D
+        signal that starts 1 s before the first step's end; each embedding is computed once, not N_EMB times."""
+        assert np.all(np.diff(EMB_STARTS) == FRAMES_PER_STEP), EMB_STARTS
+        mel = self.mel_frames(audio[None])[0]
+        starts = EMB_STARTS[0] + FRAMES_PER_STEP * np.arange(n + N_EMB - 1)
+        e = self.embed_windows(np.stack([mel[s : s + EMB_FRAMES] for s in starts]))
+        return np.stack([e[j : j + N_EMB] for j in range(n)])
+
     def stream_feeds(self, audio: np.ndarray) -> dict[str, np.ndarray]:
         """The stream model's audio and state inputs for the step that ends at each clip's end."""
         mel = self.mel_frames(audio)

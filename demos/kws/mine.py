@@ -1,5 +1,5 @@
-"""Step 5a: hard negatives for the head: 1 s windows of a keyword-free stream spoken by TRAIN voices on which
-the current ensemble is tempted to say a keyword.
+"""Step 5a: hard negatives (train_head.py, train.py --mined): 1 s windows of a keyword-free stream spoken by
+TRAIN voices on which the current ensemble is tempted to say a keyword.
 
     nice -n 19 python3 demos/kws/streams.py --voices train --seed 2 --minutes 40 --out demos/kws/.data/mining
     nice -n 19 demos/kws/.venv-train/bin/python demos/kws/mine.py
@@ -7,9 +7,9 @@ the current ensemble is tempted to say a keyword.
 Scores the window that ends at every 80 ms step of .data/mining/negatives.wav with the DS-CNN + head
 ensemble, computed offline as the streaming graph computes it (assemble.py checks that the two agree),
 keeps the windows whose top keyword probability is >= --min-score and writes .data/mined.npz (int16
-audio, score, end time, the keyword it was taken for). train_head.py adds them to _unknown_. The stream's
-voices and sentences are never those of the held-out streams (streams.py MINING_PHRASES), so the false
-alarm figures measured on those stay honest.
+audio, score, end time, the keyword it was taken for). train_head.py (and train.py --mined) add them to
+_unknown_. The stream's voices and sentences are never those of the held-out streams (streams.py
+MINING_PHRASES), so the false alarm figures measured on those stay honest.
 """
 
 import argparse
@@ -19,8 +19,8 @@ import os
 import numpy as np
 import onnxruntime as ort
 from common import CLASSES, CLIP, DATA, KEYWORDS, MODEL_DIR, SR, Timer, features, read_wav
-from embedding import CHUNK, EMB_FRAMES, EMB_STARTS, N_EMB, Embedder
-from evaluate import geometric, softmax
+from embedding import CHUNK, Embedder
+from evaluate import geometric, scores, softmax
 
 STREAM = os.path.join(DATA, "mining", "negatives.wav")
 MINED = os.path.join(DATA, "mined.npz")
@@ -28,8 +28,7 @@ MINED = os.path.join(DATA, "mined.npz")
 
 def window_scores(win, cnn, head, emb, w):
     """[N, 12] ensemble probabilities of [N, CLIP] windows, each computed on its own (the reference)."""
-    p_cnn = softmax(cnn.run(None, {"logmel": features.log_mel(win)})[0])
-    return geometric(p_cnn, softmax(head.run(None, {"embeddings": emb.clips(win)})[0]), w)
+    return geometric(scores(cnn, win), softmax(head.run(None, {"embeddings": emb.clips(win)})[0]), w)
 
 
 def stream_scores(audio, cnn, head, emb, w, batch=1024):
@@ -38,8 +37,7 @@ def stream_scores(audio, cnn, head, emb, w, batch=1024):
     share 90 of their 98 log-mel frames and 2 of their 3 embeddings. Per-band mean normalisation is linear, so
     a window cut from the log-mel of a longer stretch and re-normalised equals the log-mel of that window."""
     ends = np.arange(CLIP, len(audio) + 1, CHUNK)
-    step = CHUNK // features.HOP_LENGTH  # 8 frames per step, for both front ends
-    assert np.all(np.diff(EMB_STARTS) == step), EMB_STARTS
+    step = CHUNK // features.HOP_LENGTH  # 8 log-mel frames per step
     out = []
     for i in range(0, len(ends), batch):
         n = min(batch, len(ends) - i)
@@ -48,10 +46,7 @@ def stream_scores(audio, cnn, head, emb, w, batch=1024):
         win = np.lib.stride_tricks.sliding_window_view(lm, features.N_FRAMES, axis=1)[:, ::step][:, :n]  # [40, n, 98]
         win = win - win.mean(axis=2, keepdims=True)
         p_cnn = softmax(cnn.run(None, {"logmel": np.ascontiguousarray(win.transpose(1, 0, 2)[:, None])})[0])
-        mel = emb.mel_frames(part[None])[0]  # [T', 32]
-        starts = EMB_STARTS[0] + step * np.arange(n + N_EMB - 1)
-        e = emb.embed_windows(np.stack([mel[s : s + EMB_FRAMES] for s in starts]))  # one per step
-        p_head = softmax(head.run(None, {"embeddings": np.stack([e[j : j + N_EMB] for j in range(n)])})[0])
+        p_head = softmax(head.run(None, {"embeddings": emb.steps(part, n)})[0])
         out.append(geometric(p_cnn, p_head, w))
     return ends, np.concatenate(out)
 

@@ -135,9 +135,9 @@ def heldout_voices(rng):
     return out
 
 
-def train_voices(rng):
+def train_voices():
     """(engine, voice, lang) of every installed train voice that synthesize() drives: the mining stream's."""
-    variants = [""] + [v for v in espeak_variants() if v and v not in HELDOUT_VARIANTS]
+    variants = [v for v in espeak_variants() if v not in HELDOUT_VARIANTS]  # "" (the plain dialect) included
     out = [("espeak-ng", d + ("+" + v if v else ""), "en") for d in ESPEAK_DIALECTS if d not in HELDOUT_DIALECTS
            for v in variants]
     out += [("festival", k, v[2]) for k, v in festival_voices().items() if v[1] == "train"]
@@ -390,7 +390,7 @@ def main():
     os.makedirs(a.out, exist_ok=True)
     rng, nrng = random.Random(a.seed), np.random.default_rng(a.seed)
     if a.voices == "train":
-        voices = train_voices(rng)
+        voices = train_voices()
         print(f"{len(voices)} train voices", flush=True)
         make_negatives(a.out, voices, a.minutes, a.per_minute, rng, nrng, timer, MINING_PHRASES)
         print(f"done: {a.out}  {timer}")

@@ -169,10 +169,9 @@ def main():
     )
 
     best, history = -1.0, []
+    hard_negatives = -2 - np.arange(len(mined))  # epoch indices: >= 0 a train clip, -1 silence, <= -2 these
     for epoch in range(1, a.epochs + 1):
         t = Timer()
-        # >= 0: a train clip; -1: generated silence; <= -2: hard negative -2 - index
-        hard_negatives = -2 - np.arange(len(mined))
         idx = np.concatenate([kw, rng.choice(unk, n_unk, replace=False), hard_negatives, np.full(n_sil, -1)])
         rng.shuffle(idx)
         model.train()
