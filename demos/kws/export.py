@@ -10,8 +10,8 @@ Writes demos/kws/model/:
                      nodes int8 keeps in float ("int8_keep_float")
   calib.npz          {"logmel": [120, 1, 40, 98] float32 from TRAIN voices, "labels"} for int8 calibration
   heldout.npz        {"logmel": [72, 1, 40, 98] float32 from HELD-OUT voices, "labels", "engine"}: 3 per
-                     class from heldout_voices and 3 per class from heldout_engine without MBROLA (its
-                     licence: measure only), i.e. flite awb/rms + generated silence
+                     class from heldout_voices and 3 per class from heldout_engine without MBROLA and
+                     Piper (licences: measure only), i.e. flite awb/rms + generated silence
 and demos/kws/samples/commands.wav (+ commands.txt): keywords spoken by flite "rms", a speaker never
 used in training, separated by silence over a faint noise floor.
 """
@@ -49,6 +49,9 @@ from model import DSCNN, n_params
 INPUT, OUTPUT = "logmel", "logits"
 SAMPLE_WORDS = ["yes", "stop", "left", "go", "off", "up"]
 SAMPLE_VOICE = "rms"  # flite: a speaker never used in training
+# engines whose audio is never committed (their licences: measure only): MBROLA's voices, and Piper joe,
+# fine-tuned from Piper's lessac voice, whose recordings' licence is not settled here
+MEASURE_ONLY = ("mbrola", "piper")
 
 
 def run_onnx(sess, feats, bs=256):
@@ -68,8 +71,8 @@ def committed_clips(sets, rows, calib_per_class, seed=0):
     """The clips behind the committed calibration and held-out data, as audio.
 
     calib: calib_per_class per class from train voices, every other one augmented (noise, room...);
-    heldout: 3 per class from heldout_voices and 3 per class from heldout_engine without MBROLA (its
-    licence: measure, never ship), i.e. flite awb/rms + generated silence. sets: {split: split_set(...)}.
+    heldout: 3 per class from heldout_voices and 3 per class from heldout_engine without MEASURE_ONLY
+    engines (MBROLA, Piper), i.e. flite awb/rms + generated silence. sets: {split: split_set(...)}.
     -> (calib audio, calib labels, heldout audio, heldout labels, heldout engines)"""
     rng = np.random.default_rng(seed)
     x, y = sets["train"][:2]
@@ -83,7 +86,7 @@ def committed_clips(sets, rows, calib_per_class, seed=0):
     hx, hy, he = [], [], []
     for s in ("heldout_voices", "heldout_engine"):
         x, y, engines, _ = sets[s]
-        ok = np.array([e != "mbrola" for e in engines])
+        ok = np.array([e not in MEASURE_ONLY for e in engines])
         i = np.nonzero(ok)[0][pick(y[ok], 3, rng)]
         hx.append(x[i])
         hy.append(y[i])
