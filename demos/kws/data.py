@@ -1,11 +1,13 @@
 """Step 1: synthesize keyword clips offline with espeak-ng, festival, flite, RHVoice, SVOX Pico, MBROLA, and two
 neural synthesizers from PyPI wheels, Kokoro and Piper (neural_voices.py).
 
-    nice -n 19 demos/kws/.venv-train/bin/python demos/kws/data.py             # everything (~30 min, 2 cores)
-    nice -n 19 python3 demos/kws/data.py --only rhvoice,pico  # re-synthesize some engines, keep the rest
-    nice -n 19 demos/kws/.venv-train/bin/python demos/kws/data.py --only piper         # the neural held-out voice
-    nice -n 19 demos/kws/.venv-train/bin/python demos/kws/data.py --only kokoro --kokoro-voices 12  # experiment
-Any python3 with numpy does for the other engines; Kokoro and Piper need the training venv.
+    nice -n 19 demos/kws/.venv-train/bin/python demos/kws/data.py   # all but Kokoro: ~10 min, 20 000 clips
+    nice -n 19 python3 demos/kws/data.py --only rhvoice,pico        # re-synthesize some engines, keep the rest
+    nice -n 19 demos/kws/.venv-train/bin/python demos/kws/data.py --only piper   # the neural held-out voice, 30 s
+    nice -n 19 demos/kws/.venv-train/bin/python demos/kws/data.py --only kokoro --kokoro-voices 12  # 23 min
+    nice -n 19 python3 demos/kws/data.py --only kokoro              # removes the Kokoro clips again
+Any python3 with numpy does for the other engines; Kokoro and Piper need the training venv (without it a
+full run warns and skips Piper).
 
 Writes 1 s, 16 kHz mono clips to demos/kws/.data/clips/ (git-ignored), a manifest
 (.data/manifest.csv: engine, voice, split, label, word, variant, word start/end) and a
@@ -416,7 +418,7 @@ def neural_steps(engines, a):
     import neural_voices as nv
 
     steps = []
-    if "kokoro" in engines and a.kokoro_voices:
+    if "kokoro" in engines:
         mixes = nv.kokoro_voices(a.kokoro_voices, f"{a.seed}-kokoro-voices")
         print("kokoro voices (weights of " + ", ".join(nv.KOKORO_BASES) + "): "
               + "; ".join(f"{v} {w}" for v, w in mixes.items()))
@@ -498,6 +500,8 @@ def main():
     neural = []
     for engine in NEURAL_ENGINES:
         if only and engine not in only:
+            continue
+        if engine == "kokoro" and not a.kokoro_voices:  # not asked for (--only kokoro alone removes its clips)
             continue
         problem = neural_voices.missing(engine)
         if problem and only:
