@@ -175,6 +175,11 @@ def espeak_variants():
     return [""] + [n for n in names if " " not in n]
 
 
+def word_list(rng, n_kw, n_unk):
+    """What one voice says: every keyword n_kw times, then n_unk other words drawn from rng."""
+    return [w for w in KEYWORDS for _ in range(n_kw)] + [rng.choice(UNKNOWN_WORDS) for _ in range(n_unk)]
+
+
 def place(x, rng):
     """Trim silence, fit into 1 s (speeding up if longer), centre it -> (clip, start, end) or None."""
     if len(x) == 0 or np.abs(x).max() < 1e-4:
@@ -253,9 +258,7 @@ def espeak_jobs(rng, n_unknown, n_heldout_voices, mb_per_word, mb_unknown):
                 )
     if os.path.isdir("/usr/share/mbrola"):
         for v in ESPEAK_MBROLA_VOICES:
-            words = [w for w in KEYWORDS for _ in range(mb_per_word)] + [
-                rng.choice(UNKNOWN_WORDS) for _ in range(mb_unknown)
-            ]
+            words = word_list(rng, mb_per_word, mb_unknown)
             for w in words:
                 jobs.append(("mbrola", v, "heldout_engine", w, rng.randint(120, 230), rng.randint(20, 85)))
     return jobs
@@ -288,7 +291,7 @@ def festival_jobs(rng, voices, n_kw, n_unk, n_kw_held, n_unk_held, n_kw_engine, 
         kw, unk = {"train": (n_kw, n_unk), "heldout_voices": (n_kw_held, n_unk_held)}.get(
             split, (n_kw_engine, n_unk_engine)
         )
-        words = [w for w in KEYWORDS for _ in range(kw)] + [rng.choice(UNKNOWN_WORDS) for _ in range(unk)]
+        words = word_list(rng, kw, unk)
         for w in words:
             jobs.append((voice, split, w, round(rng.uniform(0.8, 1.35), 2), rng.randint(75, 200)))
     return jobs
@@ -358,7 +361,7 @@ def flite_jobs(rng, n_kw, n_unk, n_kw_held, n_unk_held):
     jobs = []
     for voice, split in FLITE_VOICES.items():
         kw, unk = (n_kw, n_unk) if split == "train" else (n_kw_held, n_unk_held)
-        words = [w for w in KEYWORDS for _ in range(kw)] + [rng.choice(UNKNOWN_WORDS) for _ in range(unk)]
+        words = word_list(rng, kw, unk)
         for w in words:
             stretch = round(rng.uniform(0.8, 1.35) if split == "train" else rng.uniform(0.85, 1.3), 2)
             f0 = rng.randint(75, 200) if split == "train" else 0  # held-out voices keep their own pitch
@@ -382,7 +385,7 @@ def voice_jobs(rng, voices, n_kw, n_unk):
     """(voice, split, word, rate, pitch): rate and pitch are percentages of the voice's own."""
     jobs = []
     for voice, split in voices.items():
-        words = [w for w in KEYWORDS for _ in range(n_kw)] + [rng.choice(UNKNOWN_WORDS) for _ in range(n_unk)]
+        words = word_list(rng, n_kw, n_unk)
         jobs += [(voice, split, w, rng.randint(75, 135), rng.randint(70, 140)) for w in words]
     return jobs
 
@@ -422,10 +425,11 @@ def neural_steps(engines, a):
         mixes = nv.kokoro_voices(a.kokoro_voices, f"{a.seed}-kokoro-voices")
         print("kokoro voices (weights of " + ", ".join(nv.KOKORO_BASES) + "): "
               + "; ".join(f"{v} {w}" for v, w in mixes.items()))
-        jobs = nv.kokoro_jobs(mixes, a.kokoro_per_word, a.kokoro_unknown, KEYWORDS, UNKNOWN_WORDS, f"{a.seed}-kokoro")
+        words_of = lambda rng: word_list(rng, a.kokoro_per_word, a.kokoro_unknown)  # noqa: E731
+        jobs = nv.kokoro_jobs(mixes, words_of, f"{a.seed}-kokoro")
         steps.append(("kokoro", lambda j, o: nv.run_kokoro(j, o, mixes, resample), jobs))
     if "piper" in engines:
-        jobs = nv.piper_jobs(a.heldout_per_word, a.heldout_unknown, KEYWORDS, UNKNOWN_WORDS, f"{a.seed}-piper")
+        jobs = nv.piper_jobs(lambda rng: word_list(rng, a.heldout_per_word, a.heldout_unknown), f"{a.seed}-piper")
         steps.append(("piper", lambda j, o: nv.run_piper(j, o, resample), jobs))
     return steps
 

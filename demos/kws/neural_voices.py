@@ -49,13 +49,13 @@ def kokoro_voices(n: int, seed: str) -> dict[str, list[float]]:
             for i in range(n)}
 
 
-def kokoro_jobs(voices: dict, n_kw: int, n_unk: int, keywords, unknown_words, seed: str):
-    """(voice, split, word, speed, accent)."""
+def kokoro_jobs(voices: dict, words_of, seed: str):
+    """(voice, split, word, speed, accent); words_of(rng) -> what one voice says (data.word_list)."""
     rng = random.Random(seed)
     jobs = []
     for voice in voices:
-        words = [w for w in keywords for _ in range(n_kw)] + [rng.choice(unknown_words) for _ in range(n_unk)]
-        jobs += [(voice, "train", w, round(rng.uniform(0.75, 1.3), 2), rng.choice(KOKORO_ACCENTS)) for w in words]
+        jobs += [(voice, "train", w, round(rng.uniform(0.75, 1.3), 2), rng.choice(KOKORO_ACCENTS))
+                 for w in words_of(rng)]
     return jobs
 
 
@@ -104,10 +104,10 @@ def run_kokoro(jobs, out, mixes: dict, resample, processes: int = os.cpu_count()
             out.add(resample(audio, KOKORO_RATE), "kokoro", voice, split, word, f"s{speed}{accent}")
 
 
-def piper_jobs(n_kw: int, n_unk: int, keywords, unknown_words, seed: str):
+def piper_jobs(words_of, seed: str):
     """(voice, split, word, length_scale, noise_scale, noise_w): one held-out speaker, varied prosody."""
     rng = random.Random(seed)
-    words = [w for w in keywords for _ in range(n_kw)] + [rng.choice(unknown_words) for _ in range(n_unk)]
+    words = words_of(rng)
     return [("joe", "heldout_engine", w, round(rng.uniform(0.75, 1.4), 2), round(rng.uniform(0.4, 0.9), 2),
              round(rng.uniform(0.5, 1.0), 2)) for w in words]
 
