@@ -88,7 +88,8 @@ def parser() -> argparse.ArgumentParser:
     bld.add_argument("-o", "--output", type=Path, required=True, help="the executable (e.g. dist/NAME)")
     bld.add_argument("--target", default="x86_64", help="board from targets/*.toml (`edge targets` lists them)")
     bld.add_argument("--onedir", action="store_true", help="a folder instead of one file (faster start-up)")
-    bld.add_argument("--threads", type=int, help="default inference threads in the executable (target's default)")
+    bld.add_argument("--threads", type=int,
+                     help="default inference threads in the executable (default: the app's, else the target's)")
     bld.add_argument("--runtime-wheel", type=Path, metavar="WHEEL",
                      help="an onnxruntime wheel to use instead of PyPI's (e.g. a vendor build for Jetson)")
     bld.add_argument("--backend", choices=["onnxruntime", "mxnet"], default="onnxruntime",

@@ -135,7 +135,9 @@ def test_model_flags_still_work_and_info_names_the_app(voice_exe):
     info = json.loads(_run(voice_exe, "--info").stdout)
     assert info["app"]["name"] == "voice-commands" and info["app"]["labels"][0] == "yes"
     r = _run(voice_exe, "--bench", "20", "--json")
-    assert r.returncode == 0 and json.loads(r.stdout)["runs"] == 20
+    # built without --threads: the app's default (1: a streaming step is too small for a thread pool), not
+    # the x86_64 target's 2
+    assert r.returncode == 0 and json.loads(r.stdout)["runs"] == 20 and json.loads(r.stdout)["threads"] == 1
 
 
 def test_build_refuses_bad_app_inputs(models, tmp_path):

@@ -26,6 +26,7 @@ class App:
     keep: tuple[str, ...]  # modules the bare runtime excludes but this app needs
     system_libraries: tuple[str, ...]  # libraries the board must provide: never bundled
     configure: Callable[[onnx.ModelProto, dict], dict]  # (model, options) -> manifest["app"]
+    default_threads: int | None = None  # inference threads unless `edge build --threads`; None: the target's
 
 
 def _read_labels(path: Path | None) -> dict:
@@ -129,6 +130,10 @@ VOICE_COMMANDS = App(
     # ALSA must be the board's own: its configuration and plugins (pulse, dmix) are loaded from the system
     system_libraries=("libasound.so.2",),
     configure=_voice_commands,
+    # one step is a few ms of small convolutions after ~80 ms of waiting for audio: a thread pool wakes up
+    # slower than it computes. Measured on the demo's ensemble, x86_64, paced like a microphone (60 s of
+    # keywords.wav): 2.39 ms a step with 1 thread, 2.78 ms with 2 (benchmarks/voice.py, "paced")
+    default_threads=1,
 )
 
 APPS = {a.name: a for a in (VOICE_COMMANDS,)}

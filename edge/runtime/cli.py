@@ -38,7 +38,7 @@ def parser(name: str) -> argparse.ArgumentParser:
     p.add_argument("--output", type=Path, metavar="OUT.npz", help="write every output by name")
     p.add_argument("--json", action="store_true", help="print outputs as JSON on stdout")
     p.add_argument("--bench", type=int, metavar="N", help="time N runs after warm-up; print latency statistics")
-    p.add_argument("--threads", type=int, metavar="K", help="inference threads (default: the target's)")
+    p.add_argument("--threads", type=int, metavar="K", help="inference threads (default: chosen at build time, --info)")
     return p
 
 
