@@ -127,6 +127,9 @@ def main():
     )
     ap.add_argument("--mined", default="", help="mine.py's hard negatives (.data/mined.npz): every window is one more "
                     f"{UNKNOWN} example in every epoch, as recorded (they are stream windows, noise included)")
+    ap.add_argument("--confusables", default="", help="comma-separated _unknown_ words drawn --confusable-weight "
+                    "times as often as the others (near-confusables of keywords said alone, e.g. lift,bright,start)")
+    ap.add_argument("--confusable-weight", type=float, default=4.0)
     ap.add_argument("--checkpoint", default=CHECKPOINT, help="where the best checkpoint goes (log: .json beside it)")
     a = ap.parse_args()
     log_path = TRAIN_LOG if a.checkpoint == CHECKPOINT else os.path.splitext(a.checkpoint)[0] + "_log.json"
@@ -143,6 +146,9 @@ def main():
     starts, ends = np.array([r["start"] for r in train]), np.array([r["end"] for r in train])
     y = np.array([CLASSES.index(r["label"]) for r in train])
     unk = np.nonzero(y == CLASSES.index(UNKNOWN))[0]
+    confusables = set(filter(None, a.confusables.split(",")))
+    unk_p = np.array([a.confusable_weight if train[i]["word"] in confusables else 1.0 for i in unk])
+    unk_p = unk_p / unk_p.sum() if confusables else None  # None: the draw of the committed models, unchanged
     kw = np.nonzero(y < CLASSES.index(SILENCE))[0]
     per_class = len(kw) // (len(CLASSES) - 2)
     aug = Augmenter(np.load(IRS), clips[unk], seed=a.seed)
@@ -172,7 +178,7 @@ def main():
     hard_negatives = -2 - np.arange(len(mined))  # epoch indices: >= 0 a train clip, -1 silence, <= -2 these
     for epoch in range(1, a.epochs + 1):
         t = Timer()
-        idx = np.concatenate([kw, rng.choice(unk, n_unk, replace=False), hard_negatives, np.full(n_sil, -1)])
+        idx = np.concatenate([kw, rng.choice(unk, n_unk, replace=False, p=unk_p), hard_negatives, np.full(n_sil, -1)])
         rng.shuffle(idx)
         model.train()
         tot_loss, correct, t_data = 0.0, 0, 0.0
