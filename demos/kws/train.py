@@ -147,6 +147,9 @@ def main():
     y = np.array([CLASSES.index(r["label"]) for r in train])
     unk = np.nonzero(y == CLASSES.index(UNKNOWN))[0]
     confusables = set(filter(None, a.confusables.split(",")))
+    if unseen := sorted(confusables - {train[i]["word"] for i in unk}):
+        raise SystemExit(f"--confusables: {', '.join(unseen)}: not {UNKNOWN} words of the train set "
+                         "(see UNKNOWN_WORDS in common.py and --exclude-unknown)")
     unk_p = np.array([a.confusable_weight if train[i]["word"] in confusables else 1.0 for i in unk])
     unk_p = unk_p / unk_p.sum() if confusables else None  # None: the draw of the committed models, unchanged
     kw = np.nonzero(y < CLASSES.index(SILENCE))[0]
