@@ -129,7 +129,7 @@ def main():
                     f"{UNKNOWN} example in every epoch, as recorded (they are stream windows, noise included)")
     ap.add_argument("--confusables", default="", help="comma-separated _unknown_ words drawn --confusable-weight "
                     "times as often as the others (near-confusables of keywords said alone, e.g. lift,bright,start)")
-    ap.add_argument("--confusable-weight", type=float, default=4.0)
+    ap.add_argument("--confusable-weight", type=float, default=4.0, help="how much more often (default 4)")
     ap.add_argument("--checkpoint", default=CHECKPOINT, help="where the best checkpoint goes (log: .json beside it)")
     a = ap.parse_args()
     log_path = TRAIN_LOG if a.checkpoint == CHECKPOINT else os.path.splitext(a.checkpoint)[0] + "_log.json"
@@ -146,12 +146,14 @@ def main():
     starts, ends = np.array([r["start"] for r in train]), np.array([r["end"] for r in train])
     y = np.array([CLASSES.index(r["label"]) for r in train])
     unk = np.nonzero(y == CLASSES.index(UNKNOWN))[0]
-    confusables = set(filter(None, a.confusables.split(",")))
-    if unseen := sorted(confusables - {train[i]["word"] for i in unk}):
-        raise SystemExit(f"--confusables: {', '.join(unseen)}: not {UNKNOWN} words of the train set "
-                         "(see UNKNOWN_WORDS in common.py and --exclude-unknown)")
-    unk_p = np.array([a.confusable_weight if train[i]["word"] in confusables else 1.0 for i in unk])
-    unk_p = unk_p / unk_p.sum() if confusables else None  # None: the draw of the committed models, unchanged
+    unk_p = None  # a uniform draw, as the committed models had (a p of equal weights would draw other clips)
+    if confusables := [w for w in a.confusables.split(",") if w]:
+        words = np.array([train[i]["word"] for i in unk])
+        if unseen := sorted(set(confusables) - set(words)):
+            raise SystemExit(f"--confusables: {', '.join(unseen)}: not {UNKNOWN} words of the train set "
+                             "(see UNKNOWN_WORDS in common.py and --exclude-unknown)")
+        unk_p = np.where(np.isin(words, confusables), a.confusable_weight, 1.0)
+        unk_p /= unk_p.sum()
     kw = np.nonzero(y < CLASSES.index(SILENCE))[0]
     per_class = len(kw) // (len(CLASSES) - 2)
     aug = Augmenter(np.load(IRS), clips[unk], seed=a.seed)
