@@ -2,9 +2,7 @@
 """A new user's one command.
 
     python3 build.py          set up .venv, then the main job: build the voice-command executable
-                              (dist/voice-commands) from the demo model and run it on a sample recording
-    python3 build.py --ds-cnn the same with the DS-CNN alone: no pretrained speech embedding, so no
-                              non-commercial file (demos/kws/README.md, "Voices and licences")
+                              (dist/voice-commands) from the demo model and run it on two sample recordings
     python3 build.py test     set up .venv with the test extras, then run the whole test suite
                               (extra arguments go to pytest, e.g. `python3 build.py test -k quantize`)
 
@@ -78,34 +76,39 @@ def show(cmd: list[str]) -> list[str]:
     return cmd
 
 
-def main_job(ds_cnn_only: bool) -> int:
+SAMPLES = [  # (recording, what it is): the main job runs the executable on both and prints what it heard
+    (KWS / "samples" / "real.wav", "real speakers never used in training (Speech Commands v0.02, CC BY 4.0)"),
+    (KWS / "samples" / "commands.wav", "a synthetic voice (flite rms)"),
+]
+
+
+def expected(recording: Path) -> str:
+    lines = recording.with_suffix(".txt").read_text().splitlines()
+    return ", ".join(ln.split()[1] for ln in lines if ln.strip() and not ln.startswith("#"))
+
+
+def main_job() -> int:
     exe = ROOT / "dist" / "voice-commands"
-    if ds_cnn_only:
-        model, data = KWS / "model" / "kws.onnx", KWS / "model"
-        report = data / "train_report.json"
-        what = "the DS-CNN keyword model"
-    else:
-        data = ROOT / "build" / "kws-stream"
-        step("assembling the keyword model: DS-CNN + a head on openWakeWord's pretrained speech embedding "
-             "(CC BY-NC-SA 4.0: non-commercial use; `python3 build.py --ds-cnn` avoids it)")
-        run(show([str(BIN / "python"), str(KWS / "assemble.py"), "-o", str(data)]))
-        model, report = data / "kws_stream.onnx", data / "assemble_report.json"
-        what = "the keyword model (DS-CNN + speech-embedding head)"
-    # int8 everywhere but where export.py / assemble.py measured that float must stay (their reports say why)
-    exclude = ",".join(json.loads(report.read_text())["int8_keep_float"])
-    step(f"edge optimize: {what} (trained in demos/kws) as int8 against fp32, on held-out voices")
+    data = ROOT / "build" / "kws-stream"
+    step("assembling the keyword model: Google's speech embedding (Apache-2.0) + a head trained on real speech "
+         "(demos/kws/MODEL_CARD.md)")
+    run(show([str(BIN / "python"), str(KWS / "assemble.py"), "-o", str(data)]))
+    model = data / "kws_stream.onnx"
+    # int8 everywhere but where assemble.py says float must stay (its report says why)
+    exclude = ",".join(json.loads((data / "assemble_report.json").read_text())["int8_keep_float"])
+    step("edge optimize: the keyword model as int8 against fp32, on clips of held-out real speakers")
     run(show([str(BIN / "edge"), "optimize", str(model), "-o", str(ROOT / "build" / "kws.int8.onnx"),
               "--quantize", "int8", "--calibration", str(data / "calib.npz"), "--eval", str(data / "heldout.npz"),
               "--exclude-nodes", exclude]))
     step("edge build: the voice-command executable for this machine (first time: a build environment, minutes)")
     run(show([str(BIN / "edge"), "build", str(model), "--app", "voice-commands", "--labels",
               str(data / "labels.json"), "--target", "x86_64", "-o", str(exe), "--eval", str(data / "heldout.npz")]))
-    step("running it on a recording (a voice and synthesizer never used in training), in real time")
-    print("expected: " + ", ".join(ln.split()[1] for ln in (KWS / "samples" / "commands.txt").read_text().splitlines()
-                                   if ln.strip() and not ln.startswith("#")), flush=True)
-    run(show([str(exe), "--wav", str(KWS / "samples" / "commands.wav")]))
+    for recording, what in SAMPLES:
+        step(f"running it on {os.path.relpath(recording, ROOT)}: {what}, in real time")
+        print(f"expected: {expected(recording)}", flush=True)
+        run(show([str(exe), "--wav", str(recording)]))
     step(f"done: {os.path.relpath(exe, ROOT)} ({exe.stat().st_size / 1e6:.1f} MB, report beside it). "
-         f"With a microphone: {os.path.relpath(exe, ROOT)} --mic   (--list-devices, --help)")
+         f"With a microphone: {os.path.relpath(exe, ROOT)} --mic   (--list-devices, --help, --info)")
     return 0
 
 
@@ -119,8 +122,8 @@ if __name__ == "__main__":
     if argv[:1] == ["test"]:
         setup("test")
         sys.exit(test_job(argv[1:]))
-    if argv not in ([], ["--ds-cnn"]):
-        sys.exit(f"usage: python3 build.py [--ds-cnn | test [pytest args...]]  (unknown: {' '.join(argv)})")
+    if argv:
+        sys.exit(f"usage: python3 build.py [test [pytest args...]]  (unknown: {' '.join(argv)})")
     setup("")
     system_packages()
-    sys.exit(main_job(ds_cnn_only=argv == ["--ds-cnn"]))
+    sys.exit(main_job())

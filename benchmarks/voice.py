@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
-"""The voice-command executable on long streams: detection rate, wrong labels, false alarms per hour,
-detection latency, real-time factor; fp32 against int8; streaming features against recomputing the
-whole window (the naive front end), all in one run.
+"""The voice-command executable on streams: real speakers never used for training or any choice, and the
+synthetic streams (held-out voices, an hour keyword-free): keywords heard, wrong labels, non-keyword clips
+that trigger, false alarms per hour, latency, real-time factor; fp32 against int8; streaming features against
+recomputing the whole window (the naive front end), all in one run.
 
-    nice python3 demos/kws/streams.py              # once: the streams (git-ignored, ~1 h of audio)
+    .venv/bin/python demos/kws/real_stream.py --speech-commands DIR     # the real speakers' stream (test split)
+    nice python3 demos/kws/streams.py              # optional: the synthetic streams (~1 h of audio, synthesizers)
     .venv/bin/python benchmarks/voice.py [--out benchmarks/results/voice.json]
 
 Headline figures come from the real executables (`--wav FILE --fast --json --threads 1`); the real-time
-factor also from the first minute of keywords.wav paced like a microphone (no --fast), with 1 and 2 threads. The
-threshold sweep replays the same runtime code in this process (StreamingLogMel, onnxruntime, Detector)
+factor also from the first minute of the stream paced like a microphone (no --fast), with 1 and 2 threads. The
+threshold sweep replays the same runtime code in this process (front ends, onnxruntime, Detector)
 on cached window scores, since running the executable once per threshold would take an hour."""
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from edge.runtime.audio.wavfile import WavReader  # noqa: E402
 KWS = ROOT / "demos" / "kws"
 MODEL = KWS / "model"
 STREAMS = KWS / ".data" / "streams"
+REAL = KWS / ".data" / "real_stream"
 AFTER_END_S = 1.5  # a detection belongs to a word when it comes between its start and 1.5 s after its end
 # Paced like a microphone (no --fast): the process sleeps between steps and each step starts cold, which costs
 # more than --fast shows; these runs last as long as their audio, so only the first minute of keywords.wav
@@ -45,13 +48,13 @@ PACED_THREADS = (1, 2)
 SWEEP = [(th, sm) for sm in (3, 5, 8) for th in (0.5, 0.6, 0.7, 0.8, 0.9)]  # (threshold, windows averaged)
 
 
-STREAM = ROOT / "build" / "kws-stream"  # python demos/kws/assemble.py (needs openWakeWord's files: non-commercial)
+STREAM = ROOT / "build" / "kws-stream"  # python demos/kws/assemble.py: the demo's model
 # (model, labels, eval data, int8 calibration or None, file listing the nodes kept in float or None)
 MODELS = {
+    "embedding+head fp32": (STREAM / "kws_stream.onnx", STREAM / "labels.json", STREAM / "heldout.npz", None, None),
+    "embedding+head int8": (STREAM / "kws_stream.onnx", STREAM / "labels.json", STREAM / "heldout.npz",
+                            STREAM / "calib.npz", STREAM / "assemble_report.json"),
     "ds-cnn fp32": (MODEL / "kws.onnx", MODEL / "labels.json", MODEL / "heldout.npz", None, None),
-    "ensemble fp32": (STREAM / "kws_stream.onnx", STREAM / "labels.json", STREAM / "heldout.npz", None, None),
-    "ensemble int8": (STREAM / "kws_stream.onnx", STREAM / "labels.json", STREAM / "heldout.npz",
-                      STREAM / "calib.npz", STREAM / "assemble_report.json"),
 }
 
 
@@ -134,8 +137,9 @@ class _Recorder:
         self.scores.append(probs)
 
 
-def window_scores(model_path: Path, labels_path: Path, wav: Path) -> tuple[np.ndarray, float]:
-    """([windows, classes] scores, hop in s) from the app's own Listener (hop loop, front ends, stream states)."""
+def window_scores(model_path: Path, labels_path: Path, wav: Path) -> tuple[np.ndarray, float, float]:
+    """([windows, classes] scores, hop in s, time of the first judged window in s) from the app's own Listener
+    (hop loop, front ends, stream states)."""
     import onnx
 
     from edge import model as M
@@ -155,15 +159,16 @@ def window_scores(model_path: Path, labels_path: Path, wav: Path) -> tuple[np.nd
     assert r.rate == features.SAMPLE_RATE and r.channels == 1, wav
     for b in r.blocks(1600):
         listener.feed(b[:, 0])
-    listener.feed(np.zeros(features.CLIP_SAMPLES + 64, np.float32))  # the app's end padding
+    listener.feed(np.zeros(int(features.SAMPLE_RATE * app["window_s"]) + 64, np.float32))  # the app's end padding
     r.close()
-    return np.array(recorder.scores), app["hop_s"]
+    hop = round(app["hop_s"] * features.SAMPLE_RATE)
+    first = np.ceil(app["window_s"] * features.SAMPLE_RATE / hop) * hop / features.SAMPLE_RATE
+    return np.array(recorder.scores), app["hop_s"], float(first)
 
 
-def replay(scores: tuple[np.ndarray, float], labels: list[str], threshold: float, smooth: int) -> list[dict]:
-    probs, hop_s = scores
+def replay(scores: tuple[np.ndarray, float, float], labels: list[str], threshold: float, smooth: int) -> list[dict]:
+    probs, hop_s, first = scores
     det = Detector(labels, threshold, smooth=smooth, refractory_s=1.0)
-    first = hop_s * np.ceil(1.0 / hop_s - 1e-9)  # the first judged window ends after one second
     return [d.as_dict() for i, s in enumerate(probs) if (d := det.step(s, first + i * hop_s))]
 
 
@@ -185,25 +190,97 @@ def front_end_cost(seconds: float = 30.0) -> dict:
             "ratio": round(streaming / naive, 3)}
 
 
+def real_speakers(exe: Path, real: Path) -> dict:
+    """The executable at its defaults on the real speakers' stream (demos/kws/real_stream.py)."""
+    sys.path.insert(0, str(KWS))
+    import real_stream
+
+    events = json.loads((real / "real_stream.json").read_text())["clips"]
+    hits, _, rtf = run_exe(exe, real / "real_stream.wav")
+    return real_stream.score(events, hits) | {"real_time_factor": rtf}
+
+
+def synthetic(exe: Path, streams: Path, optimized: Path, labels_path: Path, labels: list[str]) -> dict:
+    """The executable on the synthetic streams (held-out voices, an hour keyword-free), and the sweep."""
+    kw_wav, neg_wav = streams / "keywords.wav", streams / "negatives.wav"
+    truth = json.loads((streams / "keywords.json").read_text())
+    truth = truth["words"] if isinstance(truth, dict) else truth
+    neg_hours = wav_seconds(neg_wav) / 3600
+    hits, _, _ = run_exe(exe, kw_wav)
+    row = score_keywords(hits, truth)
+    neg_hits, neg_wall, neg_rtf = run_exe(exe, neg_wav)
+    row |= {"negatives_h": round(neg_hours, 3), "false_alarms": len(neg_hits),
+            "false_alarms_per_hour": round(len(neg_hits) / neg_hours, 2),
+            "false_alarm_labels": sorted({h["label"] for h in neg_hits}), "real_time_factor": neg_rtf}
+    kw_scores = window_scores(optimized, labels_path, kw_wav)
+    neg_scores = window_scores(optimized, labels_path, neg_wav)
+    row["sweep"] = [{"threshold": th, "smooth": sm,
+                     "detection_rate": round(score_keywords(replay(kw_scores, labels, th, sm), truth)["detection_rate"],
+                                             3),
+                     "false_alarms_per_hour": round(len(replay(neg_scores, labels, th, sm)) / neg_hours, 2)}
+                    for th, sm in SWEEP]
+    return row
+
+
+def int8_model(model: Path, calib: Path | None, listing: Path | None, tmp: Path) -> Path:
+    if not calib:
+        return model
+    from edge import pipeline
+
+    out = tmp / f"int8-{model.stem}.onnx"
+    pipeline.optimize(pipeline.Options(model=model, output=out, quantize="int8", calibration=calib,
+                                       exclude_nodes=keep_float(listing)), lambda s: None)
+    return out
+
+
+def print_tables(result: dict) -> None:
+    print("\nReal speakers never used for training or any choice (clip + 1.2-1.8 s quiet each):\n")
+    print("| model | keywords heard | wrong label | non-keyword clips triggering | latency after clip end (median) "
+          "| real-time factor, 1 thread: --fast / paced | paced, 2 threads | model file |")
+    print("|---|---|---|---|---|---|---|---|")
+    for kind, r in result["models"].items():
+        x = r["real"]
+        print(f"| {kind} | {x['heard']}/{x['keywords']} ({100 * x['heard_rate']:.1f}%) | {x['wrong_label']} "
+              f"({100 * x['wrong_rate']:.1f}%) | {x['triggered']}/{x['non_keywords']} ({100 * x['trigger_rate']:.1f}%) "
+              f"| {x['latency_after_clip_end_s']['median']} s | {x['real_time_factor']} / "
+              f"{r['real_time_factor_paced']['1']} | {r['real_time_factor_paced']['2']} | "
+              f"{r['model_bytes'] / 1e6:.2f} MB |")
+    syn = {k: r["synthetic"] for k, r in result["models"].items() if r.get("synthetic")}
+    if not syn:
+        print("\nsynthetic streams: not measured (make them with demos/kws/streams.py)")
+        return
+    print("\n| model | synthetic voices: detected | wrong label | stray | false alarms/h |")
+    print("|---|---|---|---|---|")
+    for kind, r in syn.items():
+        print(f"| {kind} | {r['detected']}/{r['words']} ({100 * r['detection_rate']:.1f}%) | {r['wrong_label']} | "
+              f"{r['stray']} | {r['false_alarms_per_hour']} |")
+    print("\n| threshold | smoothing (windows) | " + " | ".join(f"{k} detected / FA per h" for k in syn) + " |")
+    print("|---|---|" + "---|" * len(syn))
+    for i, (th, sm) in enumerate(SWEEP):
+        cells = [f"{100 * r['sweep'][i]['detection_rate']:.1f}% / {r['sweep'][i]['false_alarms_per_hour']}"
+                 for r in syn.values()]
+        print(f"| {th} | {sm} | " + " | ".join(cells) + " |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "voice.json")
-    ap.add_argument("--streams", type=Path, default=STREAMS)
+    ap.add_argument("--real", type=Path, default=REAL, help="demos/kws/real_stream.py's output folder")
+    ap.add_argument("--streams", type=Path, default=STREAMS, help="demos/kws/streams.py's output (optional)")
     ap.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS), metavar="MODEL",
                     help=f"which of: {', '.join(MODELS)} (default: all)")
     args = ap.parse_args()
-    kw_wav, neg_wav = args.streams / "keywords.wav", args.streams / "negatives.wav"
-    if not kw_wav.exists() or not neg_wav.exists():
-        sys.exit(f"{args.streams}: no streams; make them first: nice python3 demos/kws/streams.py")
-    truth = json.loads((args.streams / "keywords.json").read_text())
-    truth = truth["words"] if isinstance(truth, dict) else truth
-    labels = json.loads((MODEL / "labels.json").read_text())["labels"]
+    if not (args.real / "real_stream.wav").exists():
+        sys.exit(f"{args.real}: no real speakers' stream; make it first: .venv/bin/python demos/kws/real_stream.py "
+                 "--speech-commands DIR")
+    has_synthetic = (args.streams / "keywords.wav").exists() and (args.streams / "negatives.wav").exists()
     progress = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
-    neg_hours = wav_seconds(neg_wav) / 3600
-    result = {"streams": {"keywords_words": len(truth), "keywords_s": round(wav_seconds(kw_wav), 1),
-                          "negatives_h": round(neg_hours, 3)}, "models": {}}
+    if not has_synthetic:
+        progress(f"{args.streams}: no synthetic streams (demos/kws/streams.py): measuring the real speakers only")
+    labels = json.loads((MODEL / "labels.json").read_text())["labels"]
+    result = {"real_stream": {"seconds": round(wav_seconds(args.real / "real_stream.wav"), 1)}, "models": {}}
     with tempfile.TemporaryDirectory(dir=ROOT / "build" if (ROOT / "build").is_dir() else None) as tmp:
-        paced_wav = excerpt(kw_wav, PACED_S, Path(tmp) / "paced.wav")
+        paced_wav = excerpt(args.real / "real_stream.wav", PACED_S, Path(tmp) / "paced.wav")
         for kind in args.models:
             model, labels_path, _, calib, listing = MODELS[kind]
             if not model.exists():
@@ -211,56 +288,22 @@ def main() -> None:
             progress(f"== {kind}: edge build")
             exe, report = build(kind, Path(tmp), progress)
             ev = report["optimize"]["evaluation"]
-            progress(f"== {kind}: keywords stream")
-            hits, kw_wall, rtf = run_exe(exe, kw_wav)
-            row = score_keywords(hits, truth)
-            progress(f"== {kind}: keyword-free stream ({neg_hours * 60:.0f} min), then {PACED_S} s paced like a "
-                     f"microphone with {' and '.join(map(str, PACED_THREADS))} thread(s)")
-            neg_hits, neg_wall, neg_rtf = run_exe(exe, neg_wav)
-            paced_rtf = {t: run_exe(exe, paced_wav, threads=t, fast=False)[2] for t in PACED_THREADS}
-            row |= {"false_alarms": len(neg_hits), "false_alarms_per_hour": round(len(neg_hits) / neg_hours, 2),
-                    "false_alarm_labels": sorted({h["label"] for h in neg_hits}),
-                    "real_time_factor": neg_rtf, "wall_s_per_audio_s": round(neg_wall / (neg_hours * 3600), 4),
-                    "real_time_factor_paced": paced_rtf,
-                    "heldout_accuracy": ev["optimized"]["accuracy"], "model_bytes": ev["optimized"]["size_bytes"],
-                    "executable_bytes": report["bytes"]}
-            optimized = model
-            if calib:
-                from edge import pipeline
-
-                optimized = Path(tmp) / "int8.onnx"
-                pipeline.optimize(pipeline.Options(model=model, output=optimized, quantize="int8",
-                                                   calibration=calib, exclude_nodes=keep_float(listing)),
-                                  lambda s: None)
-            progress(f"== {kind}: threshold sweep (in-process replay through the app's Listener)")
-            kw_scores = window_scores(optimized, labels_path, kw_wav)
-            neg_scores = window_scores(optimized, labels_path, neg_wav)
-            row["sweep"] = [{"threshold": th, "smooth": sm,
-                             "detection_rate": round(score_keywords(replay(kw_scores, labels, th, sm),
-                                                                    truth)["detection_rate"], 3),
-                             "false_alarms_per_hour": round(len(replay(neg_scores, labels, th, sm)) / neg_hours, 2)}
-                            for th, sm in SWEEP]
+            progress(f"== {kind}: real speakers' stream, then {PACED_S} s of it paced like a microphone")
+            row = {"real": real_speakers(exe, args.real),
+                   "real_time_factor_paced": {str(t): run_exe(exe, paced_wav, threads=t, fast=False)[2]
+                                              for t in PACED_THREADS},
+                   "heldout_accuracy": ev["optimized"]["accuracy"], "model_bytes": ev["optimized"]["size_bytes"],
+                   "executable_bytes": report["bytes"]}
+            if has_synthetic:
+                progress(f"== {kind}: synthetic streams and the threshold sweep")
+                row["synthetic"] = synthetic(exe, args.streams, int8_model(model, calib, listing, Path(tmp)),
+                                             labels_path, labels)
             result["models"][kind] = row
     result["front_end_per_hop"] = front_end_cost()
-    print("\n| model | detected | wrong label | stray | false alarms/h | latency after word end (median, p90) | "
-          "real-time factor, 1 thread: --fast / paced | paced, 2 threads | held-out accuracy |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for kind, r in result["models"].items():
-        lat = r["latency_after_word_end_s"]
-        print(f"| {kind} | {r['detected']}/{r['words']} ({100 * r['detection_rate']:.1f}%) | {r['wrong_label']} | "
-              f"{r['stray']} | {r['false_alarms_per_hour']} | {lat['median']} s, {lat['p90']} s | "
-              f"{r['real_time_factor']} / {r['real_time_factor_paced'][1]} | {r['real_time_factor_paced'][2]} | "
-              f"{r['heldout_accuracy']:.1%} |")
-    print("\n| threshold | smoothing (windows) | " + " | ".join(f"{k} detected / FA per h" for k in result["models"])
-          + " |")
-    print("|---|---|" + "---|" * len(result["models"]))
-    for i, (th, sm) in enumerate(SWEEP):
-        cells = [f"{100 * r['sweep'][i]['detection_rate']:.1f}% / {r['sweep'][i]['false_alarms_per_hour']}"
-                 for r in result["models"].values()]
-        print(f"| {th} | {sm} | " + " | ".join(cells) + " |")
+    print_tables(result)
     fe = result["front_end_per_hop"]
-    print(f"\nfront end per 100 ms hop: whole window {fe['naive_ms']} ms, streaming {fe['streaming_ms']} ms "
-          f"({fe['ratio']}×)")
+    print(f"\nlog-mel front end (DS-CNN) per 100 ms hop: whole window {fe['naive_ms']} ms, streaming "
+          f"{fe['streaming_ms']} ms ({fe['ratio']}×)")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.out}")

@@ -7,6 +7,7 @@ import numpy as np
 
 KWS = Path(__file__).resolve().parent.parent / "demos" / "kws"
 SAMPLE = KWS / "samples" / "commands.wav"
+REAL_SAMPLE = KWS / "samples" / "real.wav"  # real speakers (Speech Commands, CC BY 4.0; real.txt credits them)
 
 
 def write(path: Path, x: np.ndarray, rate: int, bits: int = 16, floating: bool = False) -> Path:
@@ -48,4 +49,4 @@ def fft_resample(x: np.ndarray, rate: int, new_rate: int) -> np.ndarray:
 
 def expected_words(path: Path = KWS / "samples" / "commands.txt") -> list[tuple[float, str]]:
     rows = [ln.split() for ln in path.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
-    return [(float(t), w) for t, w in rows]
+    return [(float(r[0]), r[1]) for r in rows]

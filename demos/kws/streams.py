@@ -16,7 +16,7 @@ Writes demos/kws/.data/streams/ (git-ignored), every .wav 16 kHz mono PCM16:
                   -40 dB from its peak, in seconds from the start of keywords.wav).
 
 With --voices train it writes only negatives.wav (and .json), spoken by TRAIN voices with MINING_PHRASES:
-the stream mine.py takes hard negatives from (see there); the held-out streams never share its voices or texts.
+a stream to take hard negatives from; the held-out streams never share its voices or texts.
 
 Held-out voices only (never trained on, see data.py): espeak-ng dialect en-029 (all its variants) and
 the held-out variants in other dialects, festival ked, rab and czech_machac, MBROLA us1/us2/us3/en1
@@ -98,7 +98,7 @@ PHRASES = [
     "we walked to the beach",
     "sheila and marvin learn fast",
 ]
-# Spoken by TRAIN voices in the mining stream (--voices train, mine.py): other sentences than PHRASES, so the
+# Spoken by TRAIN voices in the mining stream (--voices train): other sentences than PHRASES, so the
 # held-out streams' texts stay unseen; with near-confusables of the keywords ("upon", "lift", "bright", "noon").
 MINING_PHRASES = [
     "once upon a time there was a king", "the lift is broken again", "a bright light in the night",
@@ -382,7 +382,7 @@ def main():
     ap.add_argument("--per-word", type=int, default=10, help="utterances of each keyword in keywords.wav")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--voices", choices=("heldout", "train"), default="heldout",
-                    help="train: only negatives.wav, by train voices with MINING_PHRASES (for mine.py)")
+                    help="train: only negatives.wav, by train voices with MINING_PHRASES (hard negatives)")
     ap.add_argument("--out", default=OUT, help="output folder (default .data/streams, what benchmarks/voice.py reads; "
                     "a second seed elsewhere gives streams to tune detection settings on without touching those)")
     a = ap.parse_args()

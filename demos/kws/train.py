@@ -5,8 +5,8 @@
 Input: log-mel [1, 40, 98] from edge/runtime/audio/features.py, computed per batch after the
 waveform augmentation of augment.py (so every epoch sees new noise, shifts, speeds, rooms, and
 _silence_ whose noise switches; with --tempo also words said slower or faster), with each example's
-spectrum warped in frequency (--warp), and SpecAugment. With --mined, mine.py's hard negatives (stream
-windows of train voices that the previous ensemble took for a keyword) are _unknown_ examples in every epoch.
+spectrum warped in frequency (--warp), and SpecAugment. With --mined FILE, hard negatives (1 s windows of
+train voices, int16 "audio" [N, 16000] in an .npz) are _unknown_ examples in every epoch.
 Validation: the heldout_voices split (espeak-ng voices, festival ked, rab and czech_machac, never
 trained on), clean plus one fixed augmented copy, plus generated _silence_. The heldout_engine split
 (MBROLA voices, flite awb and rms) is not looked at.
@@ -125,8 +125,8 @@ def main():
         default="town,dawn,round,sound",
         help="comma-separated _unknown_ words left out of training (near-confusables of 'down'; '' keeps all)",
     )
-    ap.add_argument("--mined", default="", help="mine.py's hard negatives (.data/mined.npz): every window is one more "
-                    f"{UNKNOWN} example in every epoch, as recorded (they are stream windows, noise included)")
+    ap.add_argument("--mined", default="", help="hard negatives (.npz, int16 'audio' [N, 16000]): every window "
+                    f"is one more {UNKNOWN} example in every epoch, as recorded (stream windows, noise included)")
     ap.add_argument("--confusables", default="", help="comma-separated _unknown_ words drawn --confusable-weight "
                     "times as often as the others (near-confusables of keywords said alone, e.g. lift,bright,start)")
     ap.add_argument("--confusable-weight", type=float, default=4.0, help="how much more often (default 4)")
@@ -158,7 +158,7 @@ def main():
     per_class = len(kw) // (len(CLASSES) - 2)
     aug = Augmenter(np.load(IRS), clips[unk], seed=a.seed)
     if a.mined and not os.path.exists(a.mined):
-        raise SystemExit(f"{a.mined}: no such file (make hard negatives with demos/kws/mine.py)")
+        raise SystemExit(f"{a.mined}: no such file (an .npz of hard negatives, 'audio' [N, 16000] int16)")
     mined = np.load(a.mined)["audio"].astype(np.float32) / 32768 if a.mined else np.zeros((0, CLIP), np.float32)
     xv, yv, n_clean = validation_set(val, aug)
     aug.rng, aug.tempo = np.random.default_rng(a.seed), a.tempo  # validation copies without it, as before

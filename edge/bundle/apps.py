@@ -75,9 +75,13 @@ def _stream(meta: dict, ins: list, outs: list, path) -> tuple[dict, set[str]]:
             raise ModelError(f"the stream contract in {path} carries state {i_name} -> {o_name}: the model needs "
                              "an input and an output of that name with the same static shape")
         states.append({"input": i_name, "output": o_name, "shape": [1, *i.shape[1:]]})
+    window = s.get("window_samples", features.CLIP_SAMPLES)
+    if not isinstance(window, int) or window < s["chunk_samples"]:
+        raise DataError(f"{path}: \"stream\": \"window_samples\" (the audio each score depends on) must be an "
+                        f"integer >= chunk_samples")
     fed = {audio.name, *(x["input"] for x in states)}
     return {"chunk_samples": s["chunk_samples"], "audio": audio.name, "audio_samples": audio.shape[1],
-            "states": states}, fed
+            "states": states, "window_samples": window}, fed
 
 
 def _voice_commands(model: onnx.ModelProto, options: dict) -> dict:
@@ -106,7 +110,9 @@ def _voice_commands(model: onnx.ModelProto, options: dict) -> dict:
         "labels": labels,
         "scores": "probabilities" if kind.startswith("prob") else "logits",
         "sample_rate": features.SAMPLE_RATE,
-        "window_s": features.CLIP_SAMPLES / features.SAMPLE_RATE,
+        # scores are judged once this much audio was heard: before, the window still holds the zeros of the start
+        "window_s": (stream["window_samples"] if stream and not logmel else features.CLIP_SAMPLES)
+                    / features.SAMPLE_RATE,
         "hop_s": stream["chunk_samples"] / features.SAMPLE_RATE if stream else 0.1,
         "logmel": logmel[0].name if logmel else None,
         "stream": stream,
@@ -114,6 +120,9 @@ def _voice_commands(model: onnx.ModelProto, options: dict) -> dict:
         "thresholds": dict(detector.get("thresholds") or {}),
         "smooth": int(detector["smooth"]),
         "refractory_s": float(detector["refractory_s"]),
+        # what the model is made of, its licences and attributions, shown by --info (the labels file's
+        # "model_card": an object; free-form, not read by the device)
+        "model_card": meta.get("model_card") if isinstance(meta.get("model_card"), dict) else None,
     }
 
 
