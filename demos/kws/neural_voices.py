@@ -11,7 +11,7 @@ voices than the formant and diphone engines, used by data.py (`--only kokoro,pip
   CC0 data, fine-tuned from Piper's lessac voice): one native US speaker. Held out as a synthesizer never
   seen (the cross-synthesizer figure), never trained on.
 
-Both need the training venv (requirements-train.txt); data.py says so if they are missing.
+Both need the training venv with requirements-voices.txt too; data.py says so if they are missing.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def missing(engine: str) -> str | None:
     absent = [m for m in modules if importlib.util.find_spec(m) is None]
     if absent:
         return f"python modules {absent} missing: run data.py with demos/kws/.venv-train/bin/python " \
-               "(pip install -r demos/kws/requirements-train.txt)"
+               "(pip install -r demos/kws/requirements-voices.txt)"
     return None
 
 
