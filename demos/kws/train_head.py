@@ -4,7 +4,7 @@
 
 DIR is a folder in Speech Commands' layout (speech_commands.py): the full dataset
 speech_commands_v0.02.tar.gz, unpacked (its list files split it by speaker), or a share of its test set
-(split here by a hash of the speaker id). Every choice (the epoch, the DS-CNN's weight in the ensemble) is
+(split here by a hash of the speaker id). Every choice (the epoch, the seed, the window length) is
 made on the validation speakers; the test speakers are only reported.
 
 1. Embeddings (12 x 96 per clip: the last 1.655 s, as the stream sees them at one step) of the train clips:
@@ -29,7 +29,7 @@ import numpy as np
 import speech_commands as sc
 import torch
 from augment import NOISE_STEPS, TEMPO, Augmenter, synthetic_irs
-from common import CLASSES, CLIP, DATA, MODEL_DIR, SILENCE, UNKNOWN, Timer
+from common import CLASSES, CLIP, DATA, MODEL_DIR, SILENCE, UNKNOWN, Timer, read_wav
 from embedding import CHUNK, EMB_DIM, LICENCE, N_EMB, WINDOW, Embedder, in_window
 from evaluate import summarize
 from torch import nn
@@ -98,6 +98,27 @@ def train_set(emb, x, y, noises, rounds, timer, n_emb):
 
 def augment_path():
     return os.path.join(os.path.dirname(os.path.abspath(__file__)), "augment.py")
+
+
+def negative_windows(emb, folder, n_emb, every=4, chunk_steps=750):
+    """Head inputs from a keyword-free stream (streams.py --voices train: train voices, other phrases, noise with
+    babble and switches), one window every `every` steps: _unknown_ where the window holds speech, else
+    _silence_. The stream's embeddings are computed once, in chunks of chunk_steps steps."""
+    x, _ = read_wav(os.path.join(folder, "negatives.wav"))
+    speech = json.load(open(os.path.join(folder, "negatives.json")))["speech"]
+    span, hop = span_of(n_emb), CHUNK
+    xs, ends = [], []
+    for c0 in range(0, len(x) - span, chunk_steps * hop):
+        e = emb.run(x[None, c0 : c0 + chunk_steps * hop + span])[0]
+        for j in range(0, min(chunk_steps, len(e) - n_emb + 1), every):
+            xs.append(e[j : j + n_emb])
+            ends.append((c0 + j * hop + span) / 16000)
+    ends = np.array(ends)
+    talk = np.zeros(len(ends), bool)
+    for ev in speech:
+        talk |= (ends > ev["start_s"]) & (ends - span / 16000 < ev["end_s"])
+    y = np.where(talk, CLASSES.index(UNKNOWN), CLASSES.index(SILENCE))
+    return np.stack(xs).astype(np.float32), y
 
 
 def eval_set(emb, x, y, n_emb):
@@ -182,6 +203,9 @@ def main():
                     help=f"consecutive 80 ms embeddings the head reads (default {N_EMB})")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--negatives", nargs="*", default=[], metavar="DIR",
+                    help="keyword-free streams by train voices (streams.py --voices train --out DIR): their windows "
+                         "are _unknown_ / _silence_ examples")
     ap.add_argument("--dry-run", action="store_true", help="train and report, write nothing to model/")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -199,11 +223,19 @@ def main():
     tr, va, te = (split(clips, audio, s) for s in sc.SPLITS)
     k = args.embeddings
     x, y = train_set(emb, tr[0], tr[1], sc.background(args.speech_commands), args.rounds, timer, k)
+    for folder in args.negatives:
+        if not os.path.exists(os.path.join(folder, "negatives.wav")):
+            raise SystemExit(f"train_head.py: {folder}: no negatives.wav (make it with streams.py --voices train "
+                             f"--out {folder})")
+        xn, yn = negative_windows(emb, folder, k)
+        x, y = np.concatenate([x, xn]), np.concatenate([y, yn])
+        print(f"  {len(yn)} windows of {folder} ({int((yn == CLASSES.index(UNKNOWN)).sum())} with speech)  {timer}",
+              flush=True)
     val, test = eval_set(emb, va[0], va[1], k), eval_set(emb, te[0], te[1], k)
     print(f"train {x.shape}, validation and test embedded  {timer}", flush=True)
     head, log = fit(x, y, val, args.epochs, args.hidden, args.seed, timer)
     report = dict(licence=LICENCE, data=sc.CITATION, splits=counts, rounds=args.rounds, hidden=args.hidden,
-                  embeddings=k,
+                  embeddings=k, negatives=[os.path.relpath(f, MODEL_DIR) for f in args.negatives],
                   seed=args.seed, train_windows=int(len(y)), epochs=args.epochs,
                   chosen_epoch=int(np.argmax([e["validation"] for e in log]) + 1), log=log,
                   validation=report_split(probs(head, val[0]), val, va[2]),
