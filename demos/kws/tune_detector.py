@@ -9,8 +9,9 @@ every threshold x smoothing of the grid; with --keyword-free DIR also on that ke
 (streams.py --seed 1 --out DIR: held-out synthetic voices and noise, not the benchmark's seed-0 stream), for
 false alarms per hour. Kept: the setting that hears the most keywords with at most 2 % of them given a wrong
 label, at most 3 % of the other clips triggering and at most 1 false alarm an hour (the demo's goals); ties
-go to the higher threshold. Test speakers and the benchmark's streams are never read. Writes model/detector.json, which assemble.py puts in the
-labels file the executable is built with.
+go to the higher threshold; if no setting is that quiet, the one with the fewest false alarms. Test speakers
+and the benchmark's streams are never read. Writes model/detector.json, which assemble.py puts in the labels
+file the executable is built with.
 """
 
 from __future__ import annotations
