@@ -43,8 +43,10 @@ CARD = {
         {"part": "keyword head (MLP on the last K embeddings), trained here by demos/kws/train_head.py",
          "source": "edgepack", "licence": "Apache-2.0 (the weights are edgepack's)"},
     ],
-    "training_data": CITATION + "; augmented with generated noise, rooms and speaking-rate changes (no "
-                     "synthetic voices)",
+    "training_data": CITATION + "; augmented with generated noise, rooms and speaking-rate changes; as negatives "
+                     "only (no keyword), keyword-free streams of synthetic voices: espeak-ng (GPL-3.0-or-later "
+                     "program, its audio output is not under it), festival kal and slt (free voice licences), flite "
+                     "(BSD-style)",
     "attribution": "Speech Commands (Warden, 2018, CC BY 4.0) by Google; speech_embedding by Google (Apache-2.0)",
     "model_card": "demos/kws/MODEL_CARD.md",
 }
