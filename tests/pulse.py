@@ -1,5 +1,5 @@
 """A real PortAudio microphone without sound hardware: a private PulseAudio daemon whose pipe source
-reads a FIFO that the test writes audio into, paced in real time (../shared/notes/speech.md)."""
+reads a FIFO that the test writes audio into, paced in real time (PulseAudio's module-pipe-source)."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@ conversion so a user gets the full list of problems, with node names, instead of
 
 SUPPORTED is the importer's own translation table (`onnx2mx._import_helper._convert_map`, read from the
 1.9.1 wheel; tests/test_mxnet.py checks it still matches). Each check below is a case measured to fail
-(../shared/notes/mxnet.md); `rewrite` is True where edgepack's rewrites (mxnet_rewrites.py) fix it."""
+(measured with MXNet 1.9.1); `rewrite` is True where edgepack's rewrites (mxnet_rewrites.py) fix it."""
 
 from __future__ import annotations
 
