@@ -28,7 +28,9 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "demos" / "kws")]
+
+import real_stream  # noqa: E402  (demos/kws: the real speakers' stream and its scoring)
 
 from edge.bundle import builder  # noqa: E402
 from edge.runtime.audio import features  # noqa: E402
@@ -192,9 +194,6 @@ def front_end_cost(seconds: float = 30.0) -> dict:
 
 def real_speakers(exe: Path, real: Path) -> dict:
     """The executable at its defaults on the real speakers' stream (demos/kws/real_stream.py)."""
-    sys.path.insert(0, str(KWS))
-    import real_stream
-
     events = json.loads((real / "real_stream.json").read_text())["clips"]
     hits, _, rtf = run_exe(exe, real / "real_stream.wav")
     return real_stream.score(events, hits) | {"real_time_factor": rtf}
