@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import time
 from pathlib import Path
 
-from edge import __version__
-from edge.errors import EdgeError, UsageError
+from edge import __version__, files
+from edge.errors import EdgeError, OutputError, UsageError
 
 
 def _ratio(text: str) -> float:
@@ -24,6 +25,9 @@ def _names(text: str) -> list[str]:
     if not names:
         raise argparse.ArgumentTypeError("expected comma-separated names")
     return names
+
+
+MAX_BUILD_THREADS = 64  # more cores than any board edgepack targets
 
 
 class _Parser(argparse.ArgumentParser):
@@ -90,6 +94,9 @@ def parser() -> argparse.ArgumentParser:
     bld.add_argument("--onedir", action="store_true", help="a folder instead of one file (faster start-up)")
     bld.add_argument("--threads", type=int,
                      help="default inference threads in the executable (default: the app's, else the target's)")
+    bld.add_argument("--runtime-tmpdir", metavar="DIR",
+                     help="where the onefile executable unpacks itself at start-up (default: $TMPDIR, else /tmp; "
+                          "boards with a small /tmp can use e.g. /var/tmp or a folder beside the executable)")
     bld.add_argument("--runtime-wheel", type=Path, metavar="WHEEL",
                      help="an onnxruntime wheel to use instead of PyPI's (e.g. a vendor build for Jetson)")
     bld.add_argument("--backend", choices=["onnxruntime", "mxnet"], default="onnxruntime",
@@ -150,7 +157,7 @@ def cmd_optimize(args) -> int:
 
     result = pipeline.optimize(opts, progress)
     if args.json:
-        print(json.dumps(result, indent=2, default=pipeline.json_default))
+        print(json.dumps(result, indent=2, default=files.json_default))
     else:
         report.print_optimize(result)
     return 0
@@ -159,12 +166,13 @@ def cmd_optimize(args) -> int:
 def cmd_build(args) -> int:
     from edge.bundle import builder
 
-    if args.threads is not None and args.threads < 1:
-        raise UsageError("--threads must be >= 1")
+    if args.threads is not None and not 1 <= args.threads <= MAX_BUILD_THREADS:
+        raise UsageError(f"--threads {args.threads}: give 1..{MAX_BUILD_THREADS} (the board's cores; the "
+                         "executable also refuses more threads than the machine it runs on has)")
     opts = builder.BuildOptions(model=args.model, output=args.output, target=args.target, onedir=args.onedir,
                                 threads=args.threads, runtime_wheel=args.runtime_wheel,
                                 optimize=optimize_fields(args), app=args.app, backend=args.backend,
-                                app_options={"labels": args.labels})
+                                app_options={"labels": args.labels}, runtime_tmpdir=args.runtime_tmpdir)
     if args.labels and not args.app:
         raise UsageError("--labels goes with --app voice-commands")
     builder.build(opts, progress=lambda text: print(text, file=sys.stderr, flush=True))
@@ -199,16 +207,41 @@ COMMANDS = {"inspect": cmd_inspect, "optimize": cmd_optimize, "build": cmd_build
             "run": cmd_run}
 
 
+class Interrupted(KeyboardInterrupt):
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _interrupt(signum, frame):
+    # the first signal unwinds (temp files, work folders and child processes are cleaned up on the way);
+    # a second one (a terminal's Ctrl-C reaches every process of the group) must not cut that short
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise Interrupted(signum)
+
+
 def main(argv: list[str] | None = None) -> int:
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        if signal.getsignal(sig) is not signal.SIG_IGN:  # nohup and `cmd &` without job control ignore SIGINT
+            signal.signal(sig, _interrupt)
     try:
         args = parser().parse_args(argv)
         return COMMANDS[args.command](args)
     except EdgeError as e:
         print(f"edge: error: {e.message}", file=sys.stderr)
         return e.exit_code
-    except KeyboardInterrupt:
-        print("edge: interrupted; nothing was written", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        signum = getattr(e, "signum", signal.SIGINT)
+        print(f"edge: interrupted ({signal.Signals(signum).name}); nothing was written", file=sys.stderr)
+        return 128 + signum
+    except MemoryError:
+        print("edge: error: out of memory (the model or data is larger than this machine's memory allows)",
+              file=sys.stderr)
+        return 1
+    except OSError as e:  # a file problem no step above names more precisely
+        print(f"edge: error: {files.os_error(e, doing='failed').message}", file=sys.stderr)
+        return OutputError.exit_code
 
 
 if __name__ == "__main__":

@@ -4,14 +4,15 @@ files (concatenated in name order; a bare `.npy` belongs to the model's only inp
 
 from __future__ import annotations
 
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from edge.errors import DataError
+from edge.files import check_readable_file, os_error
 from edge.model import TensorSpec
+from edge.runtime import arrays
 
 LABELS = "labels"
 
@@ -29,10 +30,14 @@ class Samples:
 def load(path: str | Path, specs: list[TensorSpec], what: str = "data") -> Samples:
     path = Path(path)
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix in (".npz", ".npy"))
+        try:
+            files = sorted(p for p in path.iterdir() if p.suffix in (".npz", ".npy"))
+        except OSError as e:
+            raise os_error(e, path, DataError, f"cannot list the {what} folder") from None
         if not files:
             raise DataError(f"{path}: {what} folder holds no .npz or .npy files")
-    elif path.is_file():
+    elif path.exists():
+        check_readable_file(path, what, DataError)
         files = [path]
     else:
         raise DataError(f"{path}: {what} not found")
@@ -53,13 +58,12 @@ def _read(file: Path, specs: list[TensorSpec]) -> dict[str, np.ndarray]:
                     f"{file}: a bare .npy is only accepted for a model with one input; this model has "
                     f"{len(specs)} ({', '.join(s.name for s in specs)}): use an .npz with one array per input"
                 )
-            return {specs[0].name: np.load(file, allow_pickle=False)}
-        with np.load(file, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-    except DataError:
-        raise
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
-        raise DataError(f"{file}: not a readable numpy file ({e})") from None
+            return {specs[0].name: arrays.load_npy(file)}
+        return arrays.load_npz(file)
+    except arrays.ArrayFileError as e:
+        raise DataError(str(e)) from None
+    except OSError as e:
+        raise os_error(e, file, DataError, "cannot read") from None
 
 
 def _validate(arrays: dict[str, np.ndarray], specs: list[TensorSpec], source: str) -> Samples:
@@ -98,6 +102,10 @@ def _match(array: np.ndarray, spec: TensorSpec, source: str) -> np.ndarray:
     if spec.dtype.kind != array.dtype.kind and not (spec.dtype.kind in "iu" and array.dtype.kind in "iu"):
         raise DataError(f"{source}: array '{spec.name}' is {array.dtype}, the model input needs {spec.dtype}")
     array = array.astype(spec.dtype, copy=False)
+    if array.dtype.kind in "fc" and not np.isfinite(array).all():
+        bad = int(array.size - np.isfinite(array).sum())
+        raise DataError(f"{source}: array '{spec.name}' holds {bad:,} NaN or infinite value(s) of {array.size:,}; "
+                        "no measurement on such data means anything")
     given = list(array.shape)
     if spec.shape is None:
         return array[:, None] if array.ndim else array
@@ -119,3 +127,13 @@ def _match(array: np.ndarray, spec: TensorSpec, source: str) -> np.ndarray:
 
 def _fmt(shape) -> str:
     return "[" + ", ".join(str(d) if isinstance(d, int) else (d or "?") for d in shape) + "]"
+
+
+def check_labels(samples: Samples, scores: np.ndarray) -> None:
+    """Labels are class ids of the model's first output: each must be one of its classes."""
+    scores = np.asarray(scores)
+    classes = int(scores.shape[-1]) if scores.ndim else 1
+    bad = samples.labels[(samples.labels < 0) | (samples.labels >= classes)]
+    if len(bad):
+        raise DataError(f"{samples.source}: 'labels' holds {len(bad)} class id(s) outside the model's {classes} "
+                        f"classes (e.g. {int(bad[0])}; valid ids are 0..{classes - 1})")

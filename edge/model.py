@@ -15,6 +15,7 @@ from google.protobuf.message import DecodeError
 from onnx import helper, numpy_helper
 
 from edge.errors import ModelError, ShapeError, UsageError
+from edge.files import check_readable_file, os_error, write_bytes
 
 Dim = int | str | None  # a fixed size, a symbolic name, or unknown
 
@@ -37,13 +38,17 @@ class TensorSpec:
 def load(path: str | os.PathLike, check: bool = True) -> onnx.ModelProto:
     """Read a model with its external data; raise ModelError with one clear line for any bad file."""
     path = Path(path)
-    if not path.is_file():
-        raise ModelError(f"{path}: no such file")
-    if path.stat().st_size == 0:
+    check_readable_file(path, "model", ModelError)
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise os_error(e, path, ModelError, "cannot read the model") from None
+    if not data:
         raise ModelError(f"{path}: file is empty, not an ONNX model")
     try:
-        model = onnx.load(str(path), load_external_data=False)
-    except DecodeError:
+        # binary protobuf whatever the name: onnx.load would pick a JSON or text parser from the extension
+        model = onnx.load_model_from_string(data, format="protobuf")
+    except (DecodeError, ValueError, RuntimeError):
         raise ModelError(f"{path}: not an ONNX model, or a truncated one (protobuf decoding failed)") from None
     if model.ir_version == 0 or not model.graph.output or not model.opset_import:
         raise ModelError(f"{path}: not an ONNX model (no IR version, opset or graph outputs)")
@@ -57,9 +62,18 @@ def load(path: str | os.PathLike, check: bool = True) -> onnx.ModelProto:
     return model
 
 
+_EXTERNAL_FILES: dict[str, list[Path]] = {}  # model path → the external data files its last load read
+
+
+def external_data_files(path: str | os.PathLike) -> list[Path]:
+    """The external data files a model loaded earlier read (inputs that no output may overwrite)."""
+    return _EXTERNAL_FILES.get(os.path.realpath(path), [])
+
+
 def _load_external_data(model: onnx.ModelProto, path: Path) -> None:
     from onnx.external_data_helper import _get_all_tensors, load_external_data_for_tensor, uses_external_data
 
+    read = _EXTERNAL_FILES.setdefault(os.path.realpath(path), [])
     for tensor in _get_all_tensors(model):
         if not uses_external_data(tensor):
             continue
@@ -69,6 +83,7 @@ def _load_external_data(model: onnx.ModelProto, path: Path) -> None:
                 f"{path}: external data file '{location}' for tensor '{tensor.name}' is missing "
                 f"(expected next to the model, in {path.parent})"
             )
+        read.append(path.parent / location)
         try:
             load_external_data_for_tensor(tensor, str(path.parent))
         except Exception as e:  # a short or unreadable data file
@@ -82,8 +97,10 @@ def save(model: onnx.ModelProto, path: str | os.PathLike) -> None:
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        tmp.write_bytes(model.SerializeToString())
+        write_bytes(model.SerializeToString(), tmp)
         os.replace(tmp, path)
+    except OSError as e:
+        raise os_error(e, path) from None
     finally:
         tmp.unlink(missing_ok=True)
 

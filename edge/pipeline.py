@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import onnx
 
-from edge import __version__, data, evaluate
+from edge import __version__, data, evaluate, files
 from edge import model as M
 from edge.errors import AccuracyGateError, EdgeError, ModelError, OutputError, UsageError
 from edge.passes import Context, Outcome, Pass, graph, quantize
@@ -48,12 +49,18 @@ class Options:
         if self.calibration_method not in quantize.CALIBRATION_METHODS:
             raise UsageError(f"--calibration-method {self.calibration_method}: choose one of "
                              f"{', '.join(quantize.CALIBRATION_METHODS)}")
-        if self.max_accuracy_drop is not None and self.max_accuracy_drop < 0:
+        if self.max_accuracy_drop is not None and not self.max_accuracy_drop >= 0:  # also refuses nan
             raise UsageError("--max-accuracy-drop must be >= 0 (percentage points)")
-        if self.output.resolve() == self.model.resolve():
-            raise UsageError(f"{self.output}: the output would overwrite the input model; choose another -o")
         if self.output.suffix != ".onnx":
             raise UsageError(f"{self.output}: the output must end in .onnx (the report goes beside it)")
+        files.refuse_overwriting(self.written_files(), self.read_files())
+
+    def written_files(self) -> dict[str, Path]:
+        return {"optimized model": self.output, "report": report_path(self.output)}
+
+    def read_files(self) -> dict[str, Path | None]:
+        return {"input model": self.model, "--calibration data": self.calibration, "--eval data": self.eval,
+                **{f"model's external data file {p.name}": p for p in M.external_data_files(self.model)}}
 
 
 def report_path(output: Path) -> Path:
@@ -150,11 +157,21 @@ def _parity_feeds(ref: onnx.ModelProto, samples: list[data.Samples]) -> tuple[li
 def optimize(opts: Options, progress=None) -> dict:
     opts.validate()
     original = M.load(opts.model)
+    files.refuse_overwriting(opts.written_files(), opts.read_files())  # again, with the external data files it named
     if opts.quantize:
         quantize.preflight(original, opts.quantize, opts.calibration is not None)
-    ensure_writable(opts.output)
-    with tempfile.TemporaryDirectory(prefix="edge-optimize-") as tmp:
-        ctx = Context(workdir=Path(tmp), input_shapes=opts.input_shapes,
+    with files.Outputs(opts.output, report_path(opts.output)) as out:
+        out.prepare()
+        report, optimized = _run(opts, original, progress)
+        M.save(optimized, out.temp(opts.output))
+        files.write_json(report, out.temp(report_path(opts.output)))
+        out.commit()
+    return report
+
+
+def _run(opts: Options, original: onnx.ModelProto, progress) -> tuple[dict, onnx.ModelProto]:
+    with work_folder("edge-optimize-") as tmp:
+        ctx = Context(workdir=tmp, input_shapes=opts.input_shapes,
                       options={"inputs": opts.inputs, "outputs": opts.outputs, "exclude_nodes": opts.exclude_nodes,
                                "calibration_method": opts.calibration_method,
                                "prune_weights": opts.prune_weights, "prune_channels": opts.prune_channels})
@@ -173,21 +190,46 @@ def optimize(opts: Options, progress=None) -> dict:
             raise
         except Exception as e:
             raise ModelError(f"{opts.model}: onnxruntime cannot run this model: {graph.one_line(e)}") from None
+        if eval_data is not None and eval_data.labels is not None:
+            data.check_labels(eval_data, ref_parity[0][0])
         current = reference
         for p in work_passes:
             # lossless passes must keep the reference function; lossy ones are judged by the evaluation
             current = runner.apply(p, current, check_parity=p.lossless, reference_outputs=ref_parity)
         progress and progress("evaluate")
         report = _evaluate(opts, reference, current, eval_data, ctx.parity_feeds, parity_source, ref_parity)
-        report["passes"] = runner.records
-        report["edgepack"] = __version__
-        report["input"] = {"path": str(opts.model), "sha256": M.sha256(original), "opset": M.opset(original),
-                           "bytes": original.ByteSize()}
-        _gate(opts, report)
-        M.save(current, opts.output)
-        report["output"] = {"path": str(opts.output), "sha256": M.sha256(current), "bytes": current.ByteSize()}
-        write_json(report, report_path(opts.output))
-    return report
+    report["passes"] = runner.records
+    report["edgepack"] = __version__
+    report["input"] = {"path": str(opts.model), "sha256": M.sha256(original), "opset": M.opset(original),
+                       "bytes": original.ByteSize()}
+    _gate(opts, report)
+    report["output"] = {"path": str(opts.output), "sha256": M.sha256(current), "bytes": current.ByteSize()}
+    return report, current
+
+
+@contextlib.contextmanager
+def work_folder(prefix: str, parent: Path | None = None):
+    """A scratch folder (in TMPDIR unless `parent` is given), removed afterwards whatever happens."""
+    where = parent or Path(tempfile.gettempdir())
+    try:
+        folder = Path(tempfile.mkdtemp(prefix=prefix, dir=where))
+    except OSError as e:
+        raise files.os_error(e, where, doing="cannot create a work folder (set TMPDIR to another folder)") \
+            from None
+    hint = "set TMPDIR to a folder with room" if parent is None else "free some space there"
+    try:
+        yield folder
+    except OSError as e:
+        if e.filename and Path(e.filename).is_relative_to(folder):
+            raise OutputError(f"{where}: cannot write in the work folder: {files.reason(e)}; {hint}") from None
+        raise
+    except EdgeError as e:
+        inside = getattr(e, "path", None)
+        if inside is not None and inside.is_relative_to(folder):
+            raise OutputError(f"{where}: cannot write in the work folder: {e.os_reason}; {hint}") from None
+        raise
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _evaluate(opts, reference, optimized, eval_data, parity_feeds, parity_source, ref_parity) -> dict:
@@ -234,43 +276,3 @@ def _gate(opts: Options, report: dict) -> None:
             f"{basis} dropped by {drop:.2f} points (> --max-accuracy-drop {opts.max_accuracy_drop}); "
             f"{opts.output} not written. Try a milder setting (lower prune ratio, --calibration-method "
             f"entropy or percentile, more calibration data, --exclude-nodes for sensitive layers)")
-
-
-def ensure_writable(output: Path) -> None:
-    parent = output.parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise OutputError(f"{output}: cannot create folder {parent}: {e.strerror}") from None
-    if output.is_dir():
-        raise OutputError(f"{output}: is a folder; give a file path ending in .onnx")
-    probe = parent / f".edge-write-test-{id(output)}"
-    try:
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as e:
-        raise OutputError(f"{output}: folder {parent} is not writable ({e.strerror})") from None
-
-
-def write_json(obj: dict, path: Path) -> None:
-    import json
-    import os
-
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(json.dumps(obj, indent=2, default=json_default) + "\n")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def json_default(o):
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (np.floating,)):
-        return float(o)
-    if isinstance(o, Path):
-        return str(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(type(o).__name__)

@@ -12,6 +12,7 @@ import onnx
 
 from edge import model as M
 from edge.errors import DataError, ModelError
+from edge.files import check_readable_file
 from edge.runtime.audio import features
 
 
@@ -33,6 +34,10 @@ def _read_labels(path: Path | None) -> dict:
     if path is None:
         raise DataError("the voice-commands app needs --labels FILE (JSON with a \"labels\" list, as written by "
                         "demos/kws/export.py)")
+    check_readable_file(Path(path), "labels", DataError)
+    if Path(path).stat().st_size > MAX_LABELS_BYTES:
+        raise DataError(f"{path}: {Path(path).stat().st_size:,} bytes is no labels file (at most "
+                        f"{MAX_LABELS_BYTES:,})")
     try:
         meta = json.loads(Path(path).read_text())
     except OSError as e:
@@ -45,9 +50,32 @@ def _read_labels(path: Path | None) -> dict:
         raise DataError(f"{path}: needs a non-empty \"labels\" list of class names")
     if all(x.startswith("_") for x in labels):
         raise DataError(f"{path}: every label starts with '_' (not reported), so nothing could be detected")
+    twice = sorted({x for x in labels if labels.count(x) > 1})
+    if twice:
+        raise DataError(f"{path}: label(s) {', '.join(map(repr, twice))} appear more than once")
+    _check_detector(meta.get("detector"), path)
     return meta
 
 
+DETECTOR_LIMITS = {"threshold": (0.0, 1.0, False), "smooth": (1, 100, True), "refractory_s": (0.0, 60.0, False)}
+
+
+def _check_detector(detector, path) -> None:
+    if detector is None:
+        return
+    if not isinstance(detector, dict):
+        raise DataError(f"{path}: \"detector\" must be an object")
+    for key, (low, high, integer) in DETECTOR_LIMITS.items():
+        if key not in detector:
+            continue
+        v = detector[key]
+        ok = isinstance(v, int if integer else (int, float)) and not isinstance(v, bool) and low <= v <= high
+        if not ok or (key == "threshold" and v == 0):
+            raise DataError(f"{path}: \"detector\": {key} {v!r} must be {'an integer' if integer else 'a number'} "
+                            f"in {'(' if key == 'threshold' else '['}{low}, {high}]")
+
+
+MAX_LABELS_BYTES = 1 << 20
 LOGMEL = [1, features.N_MELS, features.N_FRAMES]  # an input fed the log-mel of the last second
 
 

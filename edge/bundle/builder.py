@@ -6,8 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -15,7 +13,7 @@ from pathlib import Path
 
 import onnx
 
-from edge import __version__, backends, data, pipeline, targets
+from edge import __version__, backends, data, files, pipeline, targets
 from edge import model as M
 from edge.bundle import apps, contents, elf, envs, pyinstaller, verify
 from edge.errors import BuildError, OutputError
@@ -35,6 +33,7 @@ class BuildOptions:
     backend: str = "onnxruntime"  # a name in edge.backends
     app: str | None = None  # a name in apps.APPS
     app_options: dict = field(default_factory=dict)
+    runtime_tmpdir: str | None = None  # where a onefile executable unpacks itself (PyInstaller's runtime_tmpdir)
 
 
 class Steps:
@@ -96,77 +95,109 @@ def report_path(output: Path) -> Path:
     return output.with_name(output.name + ".report.json")
 
 
+def _absolute(opts: BuildOptions) -> BuildOptions:
+    """Every path made absolute once: later steps run in other folders (PyInstaller, the build prefix)."""
+    def fix(p):
+        return Path(os.path.abspath(p)) if p is not None else None
+
+    opts.model, opts.output, opts.runtime_wheel = fix(opts.model), fix(opts.output), fix(opts.runtime_wheel)
+    opts.optimize = {k: fix(v) if k in ("calibration", "eval") else v for k, v in opts.optimize.items()}
+    opts.app_options = {k: fix(v) if isinstance(v, Path) else v for k, v in opts.app_options.items()}
+    return opts
+
+
+def _inputs(opts: BuildOptions) -> dict[str, Path | None]:
+    return {"input model": opts.model, "--calibration data": opts.optimize.get("calibration"),
+            "--eval data": opts.optimize.get("eval"), "--runtime-wheel": opts.runtime_wheel,
+            **{f"--{k}": v for k, v in opts.app_options.items() if isinstance(v, Path)},
+            **{f"model's external data file {p.name}": p for p in M.external_data_files(opts.model)}}
+
+
 def build(opts: BuildOptions, progress=print) -> dict:
+    opts = _absolute(opts)
     target = targets.get(opts.target)
     if opts.runtime_wheel:
         envs.check_wheel(opts.runtime_wheel, target)
     name = opts.output.name
     if not name or name.endswith((".onnx", ".json")):
         raise OutputError(f"{opts.output}: give the executable's path, e.g. dist/{Path(opts.model).stem}")
-    pipeline.ensure_writable(opts.output)
+    outputs = {"executable": opts.output, "report": report_path(opts.output)}
+    files.refuse_overwriting(outputs, _inputs(opts))
     if opts.output.is_dir() and not opts.onedir:
         raise OutputError(f"{opts.output}: is a folder; remove it or choose another -o")
+    if report_path(opts.output).is_dir():
+        raise OutputError(f"{report_path(opts.output)}: the report path is a folder; remove it or choose another -o")
     app = apps.APPS[opts.app] if opts.app else None
     backend = backends.get(opts.backend)
     source = M.load(opts.model)
+    files.refuse_overwriting(outputs, _inputs(opts))  # again, with the external data files the model named
     # check the model, the backend and the app's files before minutes of work
     backend.check(target, opts.optimize.get("quantize"), source, opts.model)
     backend.requirements(target, opts.runtime_wheel)
     if app:
         app.configure(source, opts.app_options)
-    steps = Steps(progress)
-    work = Path(tempfile.mkdtemp(prefix=f".edge-build-{name}-", dir=opts.output.parent))
-    try:
-        optimized_path = work / "model.onnx"
-        opt_options = pipeline.Options(model=opts.model, output=optimized_path, **opts.optimize)
-        opt_report = steps.run("optimize", pipeline.optimize, opt_options, lambda s: steps.say(f"  optimize: {s}"))
-        optimized = M.load(optimized_path)
-        env = steps.run("build environment", envs.ensure, target, steps.say, opts.runtime_wheel, app, backend)
-        threads = opts.threads or (app and app.default_threads) or target.default_threads
-        stage = work / "stage"
-        payload = stage / "data"
-        payload.mkdir(parents=True)
-        feeds = _verify_feeds(opts, optimized)
-        packaged = steps.run(f"package for {backend.name}", backend.package, optimized_path, optimized, payload, env,
-                             work, feeds, steps.say)
-        man = manifest(name, optimized, packaged, target, threads, opt_report)
-        if app:
-            man["app"] = app.configure(optimized, opts.app_options)
-        (payload / "manifest.json").write_text(json.dumps(man, indent=2))
-        log = envs.cache_dir() / "logs" / f"pyinstaller-{name}.log"
-        log.unlink(missing_ok=True)
-        built = steps.run("PyInstaller" + (" (emulated)" if env.emulated else ""), pyinstaller.build, env, stage,
-                          payload, name, opts.onedir, backend, log, steps.say, strip_tool=env.strip_tool, app=app)
-        binaries = work / "binaries"
-        inside = steps.run("inspect bundle", contents.inspect, env, built, binaries)
-        if inside["forbidden_modules"]:
-            raise BuildError(f"host-side modules leaked into the bundle: {', '.join(inside['forbidden_modules'])}")
-        elf_report = steps.run("glibc floor", check_elf, built, binaries, target)
-        steps.say(f"glibc: bundle needs {elf_report['glibc_needed']}, target allows {target.glibc_floor}; "
-                  f"{elf_report['elf_files']} ELF files, all {target.arch}")
-        checked = steps.run("verify" + (" (emulated)" if env.emulated else ""), verify.verify, built, optimized,
-                            feeds, work, env=env.run_env(), manifest=man, cross_arch=env.emulated)
-        steps.say(f"verified: {checked['samples']} samples, max relative difference {checked['max_rel_diff']:.2g}")
-        _place(built, opts.output)
-        size = bundle_size(opts.output)
-        report = {
-            "edgepack": __version__, "output": str(opts.output), "format": "onedir" if opts.onedir else "onefile",
-            "bytes": size, "sha256": None if opts.onedir else _sha256(opts.output),
-            "target": target.as_dict(), "manifest": man, "build_env": env.as_dict(),
-            "runtime_wheel": {"path": str(opts.runtime_wheel), "sha256": _sha256(opts.runtime_wheel)}
-            if opts.runtime_wheel else None,
-            "backend": {**packaged["backend"], **packaged["report"]},
-            "app": {"name": app.name, "system_libraries": list(app.system_libraries)} if app else None,
-            "components": inside["components"], "bundle_entries": inside["entries"], "glibc": elf_report,
-            "verification": checked, "step_seconds": steps.seconds,
-            "total_seconds": round(time.monotonic() - steps.start, 1), "optimize": opt_report,
-            "pyinstaller_log": str(log),
-        }
-        pipeline.write_json(report, report_path(opts.output))
-        steps.say(f"wrote {opts.output} ({size / 1e6:.1f} MB) and {report_path(opts.output).name}")
-        return report
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    with files.Outputs(*outputs.values()) as out:
+        out.prepare()
+        with pipeline.work_folder(f".edge-build-{name}-", opts.output.parent) as work:
+            report, built = _build(opts, target, app, backend, work, Steps(progress))
+            os.rename(built, out.temp(opts.output))
+            files.write_json(report, out.temp(report_path(opts.output)))
+            out.commit()
+    progress(f"[{report['total_seconds']:6.1f}s] wrote {opts.output} ({report['bytes'] / 1e6:.1f} MB) and "
+             f"{report_path(opts.output).name}")
+    return report
+
+
+def _build(opts: BuildOptions, target, app, backend, work: Path, steps: Steps) -> tuple[dict, Path]:
+    name = opts.output.name
+    optimized_path = work / "model.onnx"
+    opt_options = pipeline.Options(model=opts.model, output=optimized_path, **opts.optimize)
+    opt_report = steps.run("optimize", pipeline.optimize, opt_options, lambda s: steps.say(f"  optimize: {s}"))
+    optimized = M.load(optimized_path)
+    env = steps.run("build environment", envs.ensure, target, steps.say, opts.runtime_wheel, app, backend)
+    threads = opts.threads or (app and app.default_threads) or target.default_threads
+    stage = work / "stage"
+    payload = stage / "data"
+    payload.mkdir(parents=True)
+    feeds = _verify_feeds(opts, optimized)
+    packaged = steps.run(f"package for {backend.name}", backend.package, optimized_path, optimized, payload, env,
+                         work, feeds, steps.say)
+    man = manifest(name, optimized, packaged, target, threads, opt_report)
+    if app:
+        man["app"] = app.configure(optimized, opts.app_options)
+    if opts.runtime_tmpdir:
+        man["runtime_tmpdir"] = opts.runtime_tmpdir
+    (payload / "manifest.json").write_text(json.dumps(man, indent=2))
+    log = envs.cache_dir() / "logs" / f"pyinstaller-{name}.log"
+    log.unlink(missing_ok=True)
+    built = steps.run("PyInstaller" + (" (emulated)" if env.emulated else ""), pyinstaller.build, env, stage,
+                      payload, name, opts.onedir, backend, log, steps.say, strip_tool=env.strip_tool, app=app,
+                      runtime_tmpdir=opts.runtime_tmpdir)
+    binaries = work / "binaries"
+    inside = steps.run("inspect bundle", contents.inspect, env, built, binaries)
+    if inside["forbidden_modules"]:
+        raise BuildError(f"host-side modules leaked into the bundle: {', '.join(inside['forbidden_modules'])}")
+    elf_report = steps.run("glibc floor", check_elf, built, binaries, target)
+    steps.say(f"glibc: bundle needs {elf_report['glibc_needed']}, target allows {target.glibc_floor}; "
+              f"{elf_report['elf_files']} ELF files, all {target.arch}")
+    checked = steps.run("verify" + (" (emulated)" if env.emulated else ""), verify.verify, built, optimized,
+                        feeds, work, env=env.run_env(), manifest=man, cross_arch=env.emulated)
+    steps.say(f"verified: {checked['samples']} samples, max relative difference {checked['max_rel_diff']:.2g}")
+    size = bundle_size(built)
+    report = {
+        "edgepack": __version__, "output": str(opts.output), "format": "onedir" if opts.onedir else "onefile",
+        "bytes": size, "sha256": None if opts.onedir else _sha256(built),
+        "target": target.as_dict(), "manifest": man, "build_env": env.as_dict(),
+        "runtime_wheel": {"path": str(opts.runtime_wheel), "sha256": _sha256(opts.runtime_wheel)}
+        if opts.runtime_wheel else None,
+        "backend": {**packaged["backend"], **packaged["report"]},
+        "app": {"name": app.name, "system_libraries": list(app.system_libraries)} if app else None,
+        "components": inside["components"], "bundle_entries": inside["entries"], "glibc": elf_report,
+        "verification": checked, "step_seconds": steps.seconds,
+        "total_seconds": round(time.monotonic() - steps.start, 1), "optimize": opt_report,
+        "pyinstaller_log": str(log),
+    }
+    return report, built
 
 
 def check_elf(built: Path, binaries: Path, target) -> dict:
@@ -192,14 +223,3 @@ def _verify_feeds(opts: BuildOptions, model: onnx.ModelProto) -> list[dict]:
     if source:
         return data.load(source, specs, "verification data").feeds[:VERIFY_SAMPLES]
     return M.random_inputs(specs, VERIFY_SAMPLES, seed=1)
-
-
-def _place(built: Path, output: Path) -> None:
-    """Rename into place: the output path never holds a half-written executable."""
-    if output.is_dir():
-        old = output.with_name(f".{output.name}.old-{os.getpid()}")
-        os.rename(output, old)
-        os.rename(built, output)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(built, output)

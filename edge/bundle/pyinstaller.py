@@ -57,7 +57,7 @@ pyz = PYZ(a.pure)
 {tail}
 """
 ONEFILE = """exe = EXE(pyz, a.scripts, a.binaries, a.datas, [], name={name!r}, console=True, strip=False, upx=False,
-          runtime_tmpdir=None)"""
+          runtime_tmpdir={runtime_tmpdir!r})"""
 ONEDIR = """exe = EXE(pyz, a.scripts, [], exclude_binaries=True, name={name!r}, console=True, strip=False, upx=False)
 coll = COLLECT(exe, a.binaries, a.datas, name={name!r}, strip=False, upx=False)"""
 
@@ -80,7 +80,8 @@ def stage_runtime(stage: Path, backend_module: str, packages: tuple[str, ...] = 
 
 
 def build(env: BuildEnv, stage: Path, data: Path, name: str, onedir: bool, backend: Backend,
-          log: Path, progress, strip_tool: str = "strip", app: App | None = None) -> Path:
+          log: Path, progress, strip_tool: str = "strip", app: App | None = None,
+          runtime_tmpdir: str | None = None) -> Path:
     backend_module = backend.runtime_module
     excludes = EXCLUDES + (NUMPY2_EXCLUDES if int(env.packages.get("numpy", "2").split(".")[0]) >= 2 else [])
     excludes = [m for m in excludes if m not in backend.keep] + [m for m in backend.excludes if m not in excludes]
@@ -89,7 +90,7 @@ def build(env: BuildEnv, stage: Path, data: Path, name: str, onedir: bool, backe
     src, entry = stage_runtime(stage, backend_module, app.runtime_packages if app else ())
     work = stage / "work"
     work.mkdir()
-    tail = (ONEDIR if onedir else ONEFILE).format(name=name)
+    tail = (ONEDIR if onedir else ONEFILE).format(name=name, runtime_tmpdir=runtime_tmpdir)
     spec = work / f"{name}.spec"
     spec.write_text(SPEC.format(entry=str(entry), src=str(src), data=str(data), excludes=excludes, strip=STRIP,
                                 hidden=[f"edge.runtime.{backend_module}", *HIDDEN, *backend.hidden,

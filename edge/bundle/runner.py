@@ -13,6 +13,7 @@ from edge.bundle import elf, prefix
 from edge.bundle.envs import cache_dir
 from edge.bundle.verify import entry_point
 from edge.errors import TargetError, UsageError
+from edge.files import reason
 
 DEBIAN_RELEASES = {"buster": 10, "bullseye": 11, "bookworm": 12, "trixie": 13}
 
@@ -40,8 +41,14 @@ def run(exe: Path, args: list[str]) -> int:
     path = entry_point(exe) if exe.is_dir() else exe
     if not path.is_file():
         raise UsageError(f"{exe}: no such executable")
-    info = elf.read(path)
+    try:
+        info = elf.read(path)
+    except OSError as e:
+        raise UsageError(f"{exe}: cannot read it: {reason(e)}") from None
     if info is None:
         raise UsageError(f"{exe}: not an ELF executable")
     env = emulation_env(info["arch"])
-    return subprocess.run([str(path), *args], env=env or os.environ.copy()).returncode
+    try:
+        return subprocess.run([str(path), *args], env=env or os.environ.copy()).returncode
+    except OSError as e:
+        raise UsageError(f"{exe}: cannot run it: {reason(e)}") from None

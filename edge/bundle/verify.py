@@ -13,6 +13,7 @@ import onnx
 
 from edge import evaluate
 from edge import model as M
+from edge.bundle.proc import run_captured
 from edge.errors import VerifyError
 
 TOLERANCE = 1e-4  # relative to max(1, max |reference|); same onnxruntime version on both sides
@@ -24,8 +25,7 @@ TIMEOUT_S = 600
 
 def run_executable(exe: Path, args: list[str], runner: list[str] | None = None, env=None,
                    timeout: int = TIMEOUT_S) -> subprocess.CompletedProcess:
-    return subprocess.run([*(runner or []), str(exe), *args], capture_output=True, text=True, timeout=timeout,
-                          env=env)
+    return run_captured([*(runner or []), str(exe), *args], timeout, env)
 
 
 def entry_point(built: Path) -> Path:

@@ -4,6 +4,8 @@ here only chooses, configures and reports."""
 
 from __future__ import annotations
 
+import re
+
 import onnx
 import onnxoptimizer
 import onnxruntime as ort
@@ -57,6 +59,15 @@ class CutSubgraph:
                     f"{flag}: no tensor named {', '.join(repr(u) for u in unknown)} in the model "
                     f"(`edge inspect MODEL --tensors` lists them; e.g. {sample}, ...)"
                 )
+        passthrough = sorted(set(wanted_out) & set(wanted_in))
+        if passthrough:
+            raise UsageError(f"--outputs: {', '.join(repr(n) for n in passthrough)} is an input of the cut graph, "
+                             "not something it computes; name tensors that nodes produce")
+        produced = {o for n in model.graph.node for o in n.output}
+        constant = [n for n in wanted_out if n not in produced]
+        if constant:
+            raise UsageError(f"--outputs: {', '.join(repr(n) for n in constant)} is not computed by any node (an "
+                             "initializer or graph input); name tensors that nodes produce")
         inferred = _infer_or_same(model)
         cut = onnx.utils.Extractor(inferred).extract_model(wanted_in, wanted_out)
         for attr in ("ir_version", "producer_name", "producer_version"):
@@ -210,9 +221,18 @@ def _copy(model):
     return out
 
 
+ONE_LINE_MAX = 600  # characters: onnxruntime's explaining sentence often comes after a long node name
+
+
 def one_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {text[0][:200]}" if text else type(e).__name__
+    """A library exception as one line: its lines joined, the "[ONNXRuntimeError] : 1 : FAIL :" prefix dropped,
+    long middles (node listings, paths) cut rather than the end, where the explanation usually is."""
+    text = " ".join(line.strip() for line in str(e).strip().splitlines() if line.strip())
+    text = re.sub(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ", "", text)
+    if len(text) > ONE_LINE_MAX:
+        half = ONE_LINE_MAX // 2
+        text = f"{text[:half]} … {text[-half:]}"
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
 
 
 CUT = CutSubgraph()

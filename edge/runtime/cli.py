@@ -11,15 +11,25 @@ from pathlib import Path
 
 import numpy as np
 
-from . import bundled
+from . import arrays, bundled, stop
 from .session import Spec, open_session, specs
 
-EXIT_USAGE = 2  # wrong flags, input names, shapes or dtypes
-EXIT_RUNTIME = 3  # the model or backend failed
+EXIT_USAGE = 2  # wrong flags, input names, shapes or dtypes, unreadable input files
+EXIT_RUNTIME = 3  # the model or backend failed, or the machine ran out of memory
+EXIT_OUTPUT = 5  # the --output file cannot be written
+MAX_BENCH_RUNS = 10_000_000
 
 
 class InputError(Exception):
     pass
+
+
+class OutputError(Exception):
+    pass
+
+
+def reason(e: OSError) -> str:
+    return e.strerror or (os.strerror(e.errno) if e.errno else str(e) or type(e).__name__)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -67,9 +77,13 @@ def check_feed(feeds: dict[str, np.ndarray], inputs: list[Spec], where: str = ""
 
 def _load_npy(path: str) -> np.ndarray:
     try:
-        return np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise InputError(f"{path}: cannot read a .npy array ({e})") from None
+        return arrays.load_npy(path)
+    except arrays.ArrayFileError as e:
+        raise InputError(str(e)) from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a folder, not a .npy file") from None
+    except OSError as e:
+        raise InputError(f"{path}: cannot read: {reason(e)}") from None
 
 
 def read_inputs(items: list[str], inputs: list[Spec]) -> dict[str, np.ndarray]:
@@ -86,15 +100,48 @@ def read_inputs(items: list[str], inputs: list[Spec]) -> dict[str, np.ndarray]:
 
 def read_samples(path: Path, inputs: list[Spec]) -> list[dict[str, np.ndarray]]:
     try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files if k != "labels"}
-    except (OSError, ValueError) as e:
-        raise InputError(f"{path}: cannot read an .npz ({e})") from None
-    counts = {len(a) for a in arrays.values()}
+        found = {k: a for k, a in arrays.load_npz(path).items() if k != "labels"}
+    except arrays.ArrayFileError as e:
+        raise InputError(str(e)) from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a folder, not an .npz file") from None
+    except OSError as e:
+        raise InputError(f"{path}: cannot read: {reason(e)}") from None
+    if any(a.ndim == 0 for a in found.values()):
+        raise InputError(f"{path}: every array needs a first axis of samples")
+    counts = {len(a) for a in found.values()}
     if len(counts) != 1:
-        raise InputError(f"{path}: arrays hold different sample counts")
-    return [check_feed({k: a[i] for k, a in arrays.items()}, inputs, f"{path} sample {i}: ")
+        raise InputError(f"{path}: arrays hold different sample counts" if counts else f"{path}: holds no arrays")
+    return [check_feed({k: a[i] for k, a in found.items()}, inputs, f"{path} sample {i}: ")
             for i in range(counts.pop())]
+
+
+def check_output(path: Path, read: list[str]) -> None:
+    """Before any inference: the output is no input, its folder exists and takes a file."""
+    for src in read:
+        if os.path.realpath(path) == os.path.realpath(src) or _same_file(path, src):
+            raise InputError(f"{path}: --output would overwrite the input {src}; choose another path")
+    if path.is_dir():
+        raise OutputError(f"{path}: is a folder; give a file path for --output (e.g. out.npz)")
+    if path.exists() and not path.is_file():
+        raise OutputError(f"{path}: is a device, pipe or socket, not a file; give a file path for --output")
+    folder = path.parent
+    if not folder.is_dir():
+        raise OutputError(f"{path}: folder {folder} does not exist")
+    probe = folder / f".{path.name}.probe-{os.getpid()}"
+    try:
+        probe.write_bytes(b"")
+    except OSError as e:
+        raise OutputError(f"{path}: folder {folder} is not writable ({reason(e)})") from None
+    finally:
+        probe.unlink(missing_ok=True)
+
+
+def _same_file(a, b) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def write_outputs(path: Path, outputs: dict[str, np.ndarray]) -> None:
@@ -102,23 +149,68 @@ def write_outputs(path: Path, outputs: dict[str, np.ndarray]) -> None:
     try:
         np.savez(tmp, **outputs)
         os.replace(tmp, path)
+    except OSError as e:
+        raise OutputError(f"{path}: cannot write: {reason(e)}") from None
     finally:
         tmp.unlink(missing_ok=True)
 
 
 def bench(session, feed, runs: int) -> dict:
-    for _ in range(min(10, max(2, runs // 10))):
-        session.run(feed)
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        session.run(feed)
-        times.append((time.perf_counter() - t) * 1e3)
+    """Latency statistics; Ctrl-C ends it early with the statistics of the runs timed so far."""
+    times, interrupted = [], False
+    try:
+        for _ in range(min(10, max(2, runs // 10))):
+            session.run(feed)
+        for _ in range(runs):
+            t = time.perf_counter()
+            session.run(feed)
+            times.append((time.perf_counter() - t) * 1e3)
+    except KeyboardInterrupt:
+        interrupted = True
+    if not times:
+        return {"runs": 0, "requested": runs, "interrupted": interrupted, "min_ms": None, "median_ms": None,
+                "p90_ms": None, "mean_ms": None}
     t = sorted(times)  # plain Python: numpy.ma and statistics (→ decimal) are not in the bundle
     n = len(t)
     median = t[n // 2] if n % 2 else (t[n // 2 - 1] + t[n // 2]) / 2
-    return {"runs": runs, "min_ms": t[0], "median_ms": median, "p90_ms": t[min(n - 1, round(0.9 * (n - 1)))],
-            "mean_ms": sum(t) / n}
+    return {"runs": n, "requested": runs, "interrupted": interrupted, "min_ms": t[0], "median_ms": median,
+            "p90_ms": t[min(n - 1, round(0.9 * (n - 1)))], "mean_ms": sum(t) / n}
+
+
+def bench_line(stats: dict) -> str:
+    if not stats["runs"]:
+        return "interrupted during warm-up: no run timed"
+    cut = f" (interrupted; {stats['requested']} asked)" if stats["interrupted"] else ""
+    return (f"{stats['runs']} runs{cut}, {stats['threads']} thread(s): min {stats['min_ms']:.3f} ms, median "
+            f"{stats['median_ms']:.3f} ms, p90 {stats['p90_ms']:.3f} ms")
+
+
+def check_threads(threads: int | None) -> None:
+    cores = os.cpu_count() or 1
+    if threads is not None and not 1 <= threads <= cores:
+        raise InputError(f"--threads {threads}: this machine has {cores} CPU core(s); give 1..{cores}")
+
+
+def check_bench(runs: int | None) -> None:
+    if runs is not None and not 1 <= runs <= MAX_BENCH_RUNS:
+        raise InputError(f"--bench {runs}: give a number of runs between 1 and {MAX_BENCH_RUNS:,}")
+
+
+def warn_non_finite(feeds: list[dict[str, np.ndarray]], name: str) -> None:
+    for i, feed in enumerate(feeds):
+        for k, a in feed.items():
+            if a.dtype.kind == "f" and not np.isfinite(a).all():
+                bad = int(a.size - np.isfinite(a).sum())
+                where = f" (sample {i})" if len(feeds) > 1 else ""
+                print(f"{name}: warning: input {k!r}{where} holds {bad} NaN or infinite value(s)", file=sys.stderr)
+                return
+
+
+def as_json(a: np.ndarray):
+    """Nested lists; a non-finite float becomes null (JSON has no NaN or Infinity)."""
+    if a.dtype.kind == "f" and not np.isfinite(a).all():
+        return np.where(np.isfinite(a), a.astype(object), None).tolist()
+    return a.tolist()
 
 
 def synthetic_feed(inputs: list[Spec]) -> dict[str, np.ndarray]:
@@ -135,6 +227,18 @@ def synthetic_feed(inputs: list[Spec]) -> dict[str, np.ndarray]:
 
 def main(argv: list[str] | None = None) -> int:
     name = Path(sys.argv[0]).name
+    stop.install()
+    try:
+        return _main(argv, name)
+    except KeyboardInterrupt:  # before any work started: nothing to summarise
+        return 0
+    except MemoryError:
+        print(f"{name}: error: out of memory (the input is larger than this machine's memory allows)",
+              file=sys.stderr)
+        return EXIT_RUNTIME
+
+
+def _main(argv: list[str] | None, name: str) -> int:
     try:
         manifest = bundled.manifest()
     except (OSError, ValueError) as e:
@@ -159,14 +263,18 @@ def run_model(args, manifest: dict, name: str) -> int:
             return 0
         inputs, outputs = specs(manifest["inputs"]), specs(manifest["outputs"])
         args.input += args.paths
-        if args.threads is not None and args.threads < 1:
-            raise InputError("--threads must be >= 1")
+        check_threads(args.threads)
+        check_bench(args.bench)
         if not (args.input or args.samples or args.bench):
             raise InputError(f"nothing to do: give --info, --input, --samples or --bench (inputs: {signature(inputs)})")
         if args.input and args.samples:
             raise InputError("give --input or --samples, not both")
+        if args.output:
+            check_output(args.output, [i.partition("=")[2] or i for i in args.input] +
+                         ([str(args.samples)] if args.samples else []))
         feeds = read_samples(args.samples, inputs) if args.samples else [read_inputs(args.input, inputs)] \
             if args.input else []
+        warn_non_finite(feeds, name)
         threads = args.threads or int(manifest.get("threads", 1))
         try:
             session = open_session(manifest, bundled.model_path(manifest), threads)
@@ -177,9 +285,7 @@ def run_model(args, manifest: dict, name: str) -> int:
         if args.bench:
             stats = bench(session, feeds[0] if feeds else synthetic_feed(inputs), args.bench)
             stats["threads"] = threads
-            print(json.dumps(stats) if args.json or not sys.stdout.isatty() else
-                  f"{args.bench} runs, {threads} thread(s): min {stats['min_ms']:.3f} ms, median "
-                  f"{stats['median_ms']:.3f} ms, p90 {stats['p90_ms']:.3f} ms")
+            print(json.dumps(stats) if args.json or not sys.stdout.isatty() else bench_line(stats), flush=True)
             return 0
         results = [session.run(f) for f in feeds]
         names = [o.name for o in outputs]
@@ -190,11 +296,17 @@ def run_model(args, manifest: dict, name: str) -> int:
         if args.output:
             write_outputs(args.output, merged)
         if args.json or not args.output:
-            print(json.dumps({n: {"shape": list(a.shape), "dtype": str(a.dtype), "data": a.tolist()}
-                              for n, a in merged.items()}))
+            if any(a.dtype.kind == "f" and not np.isfinite(a).all() for a in merged.values()):
+                print(f"{name}: warning: outputs hold NaN or infinite values (null in the JSON)", file=sys.stderr)
+            print(json.dumps({n: {"shape": list(a.shape), "dtype": str(a.dtype), "data": as_json(a)}
+                              for n, a in merged.items()}, allow_nan=False))
         return 0
     except InputError as e:
         print(f"{name}: error: {e}", file=sys.stderr)
         return EXIT_USAGE
+    except OutputError as e:
+        print(f"{name}: error: {e}", file=sys.stderr)
+        return EXIT_OUTPUT
     except KeyboardInterrupt:
+        print(f"{name}: interrupted", file=sys.stderr)
         return 130

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -14,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.runtime import bundled
-from edge.runtime.cli import EXIT_RUNTIME, EXIT_USAGE, InputError, parser, run_model
+from edge.runtime.cli import EXIT_RUNTIME, EXIT_USAGE, InputError, check_threads, parser, run_model
 from edge.runtime.session import open_session
 
 from . import features
@@ -36,7 +35,9 @@ def audio_parser(name: str, app: dict) -> argparse.ArgumentParser:
     g.add_argument("--mic", action="store_true", help="listen to a microphone (Ctrl-C stops with a summary)")
     g.add_argument("--device", metavar="N|NAME", help="input device index or (part of its) name; see --list-devices")
     g.add_argument("--list-devices", action="store_true", help="list audio input devices and exit")
-    g.add_argument("--wav", type=Path, metavar="FILE", help="stream a WAV file (any rate, any channels) instead")
+    g.add_argument("--wav", type=Path, metavar="FILE",
+                   help="stream a WAV file (any rate, any channels) instead; - reads standard input "
+                        "(e.g. arecord -f S16_LE -r 16000 | NAME --wav -)")
     g.add_argument("--fast", action="store_true", help="with --wav: as fast as possible instead of real time")
     g.add_argument("--hop-ms", type=int, default=round(app["hop_s"] * 1000),
                    help="evaluate the last second every HOP ms (multiple of 10; default %(default)s; fixed for "
@@ -55,6 +56,21 @@ def audio_parser(name: str, app: dict) -> argparse.ArgumentParser:
     return p
 
 
+LIMITS = {  # flag: (attribute, lowest, highest, what the number means)
+    "--smooth": ("smooth", 1, 100, "windows"),
+    "--refractory": ("refractory", 0.0, 60.0, "seconds"),
+    "--silence-warn": ("silence_warn", 0.1, 3600.0, "seconds"),
+    "--reconnect": ("reconnect", 0.0, 86400.0, "seconds"),
+}
+
+
+def check_limits(args) -> None:
+    for flag, (attr, low, high, unit) in LIMITS.items():
+        value = getattr(args, attr)
+        if not low <= value <= high:  # also refuses nan
+            raise InputError(f"{flag} {value}: give {low}..{high} {unit}")
+
+
 def thresholds(items: list[str], app: dict) -> tuple[float, dict[str, float]]:
     default, per = float(app["threshold"]), dict(app.get("thresholds", {}))
     for item in items:
@@ -63,7 +79,7 @@ def thresholds(items: list[str], app: dict) -> tuple[float, dict[str, float]]:
             x = float(value)
         except ValueError:
             raise InputError(f"--threshold {item}: not a number") from None
-        if not 0 < x <= 1:
+        if not 0 < x <= 1:  # also refuses nan
             raise InputError(f"--threshold {item}: must be in (0, 1]")
         if not sep:
             default = x
@@ -91,9 +107,18 @@ class Listener:
         self.labels, self.verbose, self.out = app["labels"], args.verbose, out
         self.pending = np.zeros(0, np.float32)
         self.samples = 0
+        self.non_finite = 0  # NaN/inf samples in the input, replaced by silence
+        self.bad_scores = 0  # windows whose scores were not finite, skipped
         self.windows, self.feature_s, self.inference_s, self.detections = 0, 0.0, 0.0, []
 
     def feed(self, audio: np.ndarray) -> None:
+        finite = np.isfinite(audio)
+        if not finite.all():
+            if not self.non_finite:
+                print(f"warning: the input holds NaN or infinite samples (at {self.samples / RATE:.2f} s); they "
+                      "are replaced by silence and counted in the summary", file=sys.stderr, flush=True)
+            self.non_finite += int(audio.size - finite.sum())
+            audio = np.where(finite, audio, 0).astype(np.float32)
         self.pending = np.concatenate([self.pending, audio])
         while len(self.pending) >= self.hop:
             block, self.pending = self.pending[: self.hop], self.pending[self.hop :]
@@ -120,6 +145,9 @@ class Listener:
         self.feature_s += t1 - t0
         self.inference_s += t2 - t1
         probs = softmax(scores) if self.logits else scores
+        if not np.isfinite(probs).all():  # a model that overflowed: never a detection, never NaN in the JSON
+            self.bad_scores += 1
+            return
         hit = self.detector.step(probs, self.samples / RATE)
         if self.verbose:
             top = int(np.argmax(probs))
@@ -136,20 +164,22 @@ class Listener:
         rtf = per_window / (self.hop / RATE)
         return (f"{secs:.1f} s of audio, {self.windows} windows, {len(self.detections)} detection(s); per window: "
                 f"features {1e3 * self.feature_s / n:.2f} ms, inference {1e3 * self.inference_s / n:.2f} ms "
-                f"(real-time factor {rtf:.3f}){extra}")
+                f"(real-time factor {rtf:.3f}){extra}" +
+                (f"; {self.non_finite} NaN/infinite input sample(s) replaced by silence" if self.non_finite else "") +
+                (f"; {self.bad_scores} window(s) with non-finite scores skipped" if self.bad_scores else ""))
 
 
 def printer(as_json: bool):
     def out(d: Detection) -> None:
         if as_json:
-            print(json.dumps(d.as_dict()), flush=True)
+            print(json.dumps(d.as_dict(), allow_nan=False), flush=True)
         else:
             print(f"[{d.t:7.2f} s]  {d.label:<6} {d.score:.2f}", flush=True)
     return out
 
 
 def wav_audio(path: Path, fast: bool, window_s: float) -> Iterator[np.ndarray]:
-    reader = WavReader(path)
+    reader = WavReader(None if str(path) == "-" else path)
     try:
         resample = Resampler(reader.rate, RATE)
         start, sent = time.monotonic(), 0
@@ -228,10 +258,6 @@ def list_devices(sd, as_json: bool) -> int:
     return 0
 
 
-def _stop(signum, frame):
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None, manifest: dict) -> int:
     name = Path(sys.argv[0]).name
     app = manifest["app"]
@@ -246,6 +272,8 @@ def main(argv: list[str] | None, manifest: dict) -> int:
             return run_model(args, manifest, name)
         if sum(map(bool, (args.mic, args.wav, args.list_devices))) > 1:
             raise InputError("give one of --mic, --wav, --list-devices")
+        check_limits(args)
+        check_threads(args.threads)
         if args.hop_ms < 10 or args.hop_ms % 10 or args.hop_ms > 1000:
             raise InputError("--hop-ms must be a multiple of 10 between 10 and 1000")
         step_ms = round(app["hop_s"] * 1000)
@@ -263,7 +291,6 @@ def main(argv: list[str] | None, manifest: dict) -> int:
             return EXIT_RUNTIME
         listener = Listener(session, manifest, args, printer(as_json))
         status: dict = {}
-        signal.signal(signal.SIGTERM, _stop)
         code, how = 0, "end of file" if args.wav else ""
         try:
             audio = wav_audio(args.wav, args.fast, app["window_s"]) if args.wav else mic_audio(sd, args, status)

@@ -4,12 +4,18 @@
 from __future__ import annotations
 
 import struct
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
 PCM, FLOAT, EXTENSIBLE = 1, 3, 0xFFFE
+# A header's numbers decide how much is allocated per block: bounded so no file can make the reader run away
+MAX_RATE = 768_000  # the highest rate audio interfaces offer
+MAX_CHANNELS = 64
+MAX_FMT_BYTES = 1024  # a 'fmt ' chunk is 16 to 40 bytes
+SKIP_PIECE = 1 << 16
 
 
 class WavError(Exception):
@@ -17,14 +23,26 @@ class WavError(Exception):
 
 
 class WavReader:
-    def __init__(self, path: Path):
-        self.path = path
-        try:
-            self._f = open(path, "rb")
-        except OSError as e:
-            raise WavError(f"{path}: cannot open ({e.strerror})") from None
+    def __init__(self, path: Path | None):
+        """path None: standard input (a pipe: chunks are skipped by reading, never by seeking)."""
+        self.path = path if path is not None else "standard input"
+        if path is None:
+            if sys.stdin.isatty():
+                raise WavError("--wav -: standard input is a terminal; pipe a WAV stream into it "
+                               "(arecord -f S16_LE -r 16000 | NAME --wav -)")
+            self._f = sys.stdin.buffer
+        elif Path(path).is_dir():
+            raise WavError(f"{path}: is a folder, not a WAV file")
+        else:
+            try:
+                self._f = open(path, "rb")
+            except OSError as e:
+                raise WavError(f"{path}: cannot open ({e.strerror})") from None
         try:
             self._parse_header()
+        except OSError as e:
+            self.close()
+            raise WavError(f"{self.path}: cannot read ({e.strerror or e})") from None
         except BaseException:
             self._f.close()
             raise
@@ -43,6 +61,8 @@ class WavReader:
                 self._fail("no audio data (no 'data' chunk)" if fmt else "no 'fmt ' chunk")
             cid, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
             if cid == b"fmt ":
+                if size > MAX_FMT_BYTES:
+                    self._fail(f"corrupt header: a 'fmt ' chunk of {size:,} bytes")
                 fmt = self._f.read(size + (size & 1))
                 if len(fmt) < 16:
                     self._fail("truncated 'fmt ' chunk")
@@ -58,10 +78,21 @@ class WavReader:
                 self._left = None if size in (0, 0xFFFFFFFF) else size
                 break
             else:
-                self._f.seek(size + (size & 1), 1)
-        if self.channels < 1 or self.rate < 1000:
-            self._fail(f"unusable format: {self.channels} channel(s) at {self.rate} Hz")
+                self._skip(size + (size & 1))
+        if not 1 <= self.channels <= MAX_CHANNELS or not 1000 <= self.rate <= MAX_RATE:
+            self._fail(f"unusable format: {self.channels} channel(s) at {self.rate} Hz (this reader takes "
+                       f"1..{MAX_CHANNELS} channels at 1000..{MAX_RATE} Hz)")
         self.frame_bytes = self.channels * self.bits // 8
+
+    def _skip(self, n: int) -> None:
+        if self._f.seekable():
+            self._f.seek(n, 1)
+            return
+        while n > 0:  # a pipe: read and drop, a bounded piece at a time
+            got = self._f.read(min(n, SKIP_PIECE))
+            if not got:
+                return
+            n -= len(got)
 
     def _sample_type(self, tag: int, bits: int) -> str:
         if tag == PCM and bits in (8, 16, 24, 32):
@@ -75,7 +106,10 @@ class WavReader:
         want = frames * self.frame_bytes
         while self._left is None or self._left > 0:
             n = want if self._left is None else min(want, self._left)
-            raw = self._f.read(n)
+            try:
+                raw = self._f.read(n)
+            except OSError as e:
+                raise WavError(f"{self.path}: cannot read ({e.strerror or e})") from None
             raw = raw[: len(raw) // self.frame_bytes * self.frame_bytes]
             if not raw:
                 return
@@ -96,4 +130,5 @@ class WavReader:
         return x.astype(np.float32)
 
     def close(self) -> None:
-        self._f.close()
+        if self._f is not sys.stdin.buffer:
+            self._f.close()

@@ -1,0 +1,222 @@
+"""Where `edge` reads and writes: every output checked against every input before any work, outputs that
+appear whole (temp names beside them, renamed only when all are complete), and operating-system errors
+turned into one line that names the path and what went wrong."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import stat
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+from edge.errors import EdgeError, OutputError, UsageError
+
+
+def reason(e: OSError) -> str:
+    """The errno's meaning, in the operating system's words (e.g. 'No space left on device')."""
+    return e.strerror or (os.strerror(e.errno) if e.errno else str(e) or type(e).__name__)
+
+
+def os_error(e: OSError, path: Path | str | None = None, kind: type[EdgeError] = OutputError,
+             doing: str = "cannot write") -> EdgeError:
+    where = path if path is not None else (e.filename or "?")
+    hint = {errno.ENOSPC: "; free some space or choose another folder",
+            errno.EROFS: "; choose a writable folder",
+            errno.EACCES: "; check the folder's permissions", errno.EPERM: "; check the folder's permissions"}
+    error = kind(f"{where}: {doing}: {reason(e)}{hint.get(e.errno, '')}")
+    error.path, error.os_reason = Path(where), reason(e)  # for callers that know better where the file was
+    return error
+
+
+def same_path(a: Path, b: Path) -> bool:
+    """True when writing `a` would change `b`: the same name through symlinks, or the same file (hard link)."""
+    if Path(os.path.realpath(a)) == Path(os.path.realpath(b)):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def refuse_overwriting(outputs: dict[str, Path], inputs: dict[str, Path | None]) -> None:
+    """Before any work: no output may be an input, another output, or a file inside an input folder that
+    is read as data."""
+    given = {what: Path(p) for what, p in inputs.items() if p is not None}
+    named = list(outputs.items())
+    for i, (out_what, out) in enumerate(named):
+        for in_what, src in given.items():
+            if same_path(out, src):
+                raise UsageError(f"{out}: the {out_what} would overwrite the {in_what} {src}; choose another -o")
+            if src.is_dir() and Path(os.path.realpath(out)).is_relative_to(os.path.realpath(src)):
+                raise UsageError(f"{out}: the {out_what} would be written inside the {in_what} folder {src}; "
+                                 "choose another -o")
+        for other_what, other in named[i + 1:]:
+            if same_path(out, other):
+                raise UsageError(f"{out}: the {out_what} and the {other_what} would be the same file; "
+                                 "choose another -o")
+
+
+def check_readable_file(path: Path, what: str, kind: type[EdgeError]) -> None:
+    """A regular file that can be opened: not missing, not a folder, not a device or pipe."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise kind(f"{path}: no such file") from None
+    except OSError as e:
+        raise os_error(e, path, kind, f"cannot read the {what}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise kind(f"{path}: is a folder, not a {what} file")
+    if not stat.S_ISREG(st.st_mode):
+        raise kind(f"{path}: is not a regular file (a device, pipe or socket); give a {what} file")
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as e:
+        raise os_error(e, path, kind, f"cannot read the {what}") from None
+
+
+class Outputs:
+    """The files (or folders) a command writes. `prepare()` checks them before any work and creates missing
+    parent folders; the work writes to `temp(path)`; `commit()` renames all into place. A failure or a signal
+    before `commit()` removes the temp files and the folders `prepare()` created."""
+
+    def __init__(self, *paths: Path):
+        self.paths = [Path(os.path.abspath(p)) for p in paths]
+        self._created: list[Path] = []
+        self._temps: dict[Path, Path] = {}
+        self._committed = False
+
+    def __enter__(self) -> Outputs:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if not self._committed:
+            self.discard()
+
+    def prepare(self) -> None:
+        for path in self.paths:
+            self._make_parent(path.parent)
+            if path.is_symlink() and not path.exists():
+                raise OutputError(f"{path}: is a broken symbolic link; remove it or choose another path")
+            if path.exists() and not path.is_dir() and not path.is_file():
+                raise OutputError(f"{path}: is a device, pipe or socket, not a file; choose another path")
+            self._probe(path.parent, path)
+
+    def _make_parent(self, parent: Path) -> None:
+        missing = []
+        p = parent
+        while not p.exists() and p != p.parent:
+            missing.append(p)
+            p = p.parent
+        if p.exists() and not p.is_dir():
+            raise OutputError(f"{parent}: cannot create folder {parent}: {p} is a file, not a folder")
+        for folder in reversed(missing):
+            try:
+                folder.mkdir()
+            except FileExistsError:
+                continue
+            except OSError as e:
+                raise OutputError(f"{parent}: cannot create folder {parent}: {reason(e)}") from None
+            self._created.append(folder)
+
+    @staticmethod
+    def _probe(folder: Path, path: Path) -> None:
+        probe = folder / f".edge-write-test-{os.getpid()}"
+        try:
+            probe.write_bytes(b"")
+        except OSError as e:
+            raise OutputError(f"{path}: folder {folder} is not writable ({reason(e)})") from None
+        finally:
+            probe.unlink(missing_ok=True)
+
+    def temp(self, path: Path) -> Path:
+        """A name beside `path` (same file system, so the rename is atomic)."""
+        path = Path(os.path.abspath(path))
+        tmp = path.with_name(f".{path.name}.part-{os.getpid()}")
+        self._temps[path] = tmp
+        return tmp
+
+    def commit(self) -> None:
+        """Rename every temp into place, the first-named path first; if one rename fails, the ones already
+        placed are taken back out, so the outputs appear together or not at all."""
+        placed = []
+        try:
+            for path in self.paths:
+                tmp = self._temps.get(path)
+                if tmp is None:
+                    continue
+                _replace(tmp, path)
+                placed.append(path)
+        except OSError as e:
+            for path in placed:
+                _remove(path)
+            raise os_error(e, e.filename or self.paths[len(placed)], doing="cannot put the output in place") \
+                from None
+        self._committed = True
+
+    def discard(self) -> None:
+        for tmp in self._temps.values():
+            _remove(tmp)
+        for folder in reversed(self._created):
+            try:
+                folder.rmdir()  # only if still empty: never anything a user put there meanwhile
+            except OSError:
+                pass
+
+
+def _replace(tmp: Path, path: Path) -> None:
+    if tmp.is_dir() and path.is_dir():
+        old = path.with_name(f".{path.name}.old-{os.getpid()}")
+        os.rename(path, old)
+        os.rename(tmp, path)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, path)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def write_bytes(data: bytes, path: Path) -> None:
+    try:
+        path.write_bytes(data)
+    except OSError as e:
+        _remove(path)
+        raise os_error(e, path) from None
+
+
+def write_json(obj: dict, path: Path) -> None:
+    """Written whole to a temp name, then renamed: a crash never leaves half a report."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        write_bytes((json.dumps(obj, indent=2, default=json_default) + "\n").encode(), tmp)
+        os.replace(tmp, path)
+    except OSError as e:
+        raise os_error(e, path) from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def json_default(o):
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return float(o)
+    if isinstance(o, Path):
+        return str(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(type(o).__name__)
+
+
+def existing(paths: Iterable[Path | None]) -> list[Path]:
+    return [Path(p) for p in paths if p is not None]
