@@ -4,6 +4,7 @@ turned into one line that names the path and what went wrong."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -132,7 +133,8 @@ class Outputs:
         except OSError as e:
             raise OutputError(f"{path}: folder {folder} is not writable ({reason(e)})") from None
         finally:
-            probe.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # a read-only folder: nothing was created
+                probe.unlink(missing_ok=True)
 
     def temp(self, path: Path) -> Path:
         """A name beside `path` (same file system, so the rename is atomic)."""

@@ -58,3 +58,21 @@ def random_feed(path, shapes: dict, seed=0) -> dict:
 def rel_diff(a, b) -> float:
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     return float(np.max(np.abs(a - b)) / max(1.0, np.max(np.abs(a))))
+
+
+@pytest.fixture(scope="session")
+def voice_exe(tmp_path_factory):
+    """The voice-command executable built from the committed demo model (shared by the app's test modules)."""
+    out = tmp_path_factory.mktemp("voice") / "voice-commands"
+    edge("build", ROOT / "demos/kws/model/kws.onnx", "--app", "voice-commands", "--labels",
+         ROOT / "demos/kws/model/labels.json", "--target", "x86_64", "-o", out,
+         "--eval", ROOT / "demos/kws/model/heldout.npz")
+    return out
+
+
+@pytest.fixture(scope="session")
+def mlp_exe(models, tmp_path_factory):
+    """A bare model executable: features float32[batch, 32] → logits float32[batch, 10]."""
+    out = tmp_path_factory.mktemp("mlp-exe") / "mlp"
+    edge("build", models("mlp"), "-o", out)
+    return out

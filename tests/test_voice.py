@@ -25,14 +25,6 @@ LATENCY_MAX_S = 2.0
 MIN_HITS = 5  # of the 6 words of commands.wav (a voice and synthesizer never trained on)
 
 
-@pytest.fixture(scope="module")
-def voice_exe(tmp_path_factory):
-    out = tmp_path_factory.mktemp("voice") / "voice-commands"
-    edge("build", MODEL, "--app", "voice-commands", "--labels", LABELS, "--target", "x86_64", "-o", out,
-         "--eval", ROOT / "demos/kws/model/heldout.npz")
-    return out
-
-
 def _run(exe, *args, env=None, timeout=120):
     return subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True, timeout=timeout, env=env)
 

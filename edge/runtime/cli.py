@@ -94,6 +94,8 @@ def read_inputs(items: list[str], inputs: list[Spec]) -> dict[str, np.ndarray]:
             if len(inputs) != 1:
                 raise InputError(f"{item}: give NAME=FILE.npy; the model has inputs {signature(inputs)}")
             name, path = inputs[0].name, item
+        if name in feeds:
+            raise InputError(f"input {name!r} given twice ({item})")
         feeds[name] = _load_npy(path)
     return check_feed(feeds, inputs)
 
@@ -134,7 +136,10 @@ def check_output(path: Path, read: list[str]) -> None:
     except OSError as e:
         raise OutputError(f"{path}: folder {folder} is not writable ({reason(e)})") from None
     finally:
-        probe.unlink(missing_ok=True)
+        try:
+            probe.unlink(missing_ok=True)
+        except OSError:  # a read-only folder: nothing was created
+            pass
 
 
 def _same_file(a, b) -> bool:
