@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -205,17 +206,23 @@ def test_glibc_floor_above_the_bundle_fails_and_names_the_files(models, tmp_path
     assert "GLIBC_2.3" in err
 
 
-def test_interrupted_build_leaves_nothing(models, tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupted_build_leaves_nothing_and_ends_its_children(models, tmp_path, sig):
     out = tmp_path / "dist" / "exe"
     proc = subprocess.Popen([sys.executable, "-m", "edge", "build", str(models("mlp")), "-o", str(out)], cwd=ROOT,
                             stderr=subprocess.PIPE, text=True)
     for line in proc.stderr:
         if "] PyInstaller" in line:
             break
-    proc.send_signal(signal.SIGINT)
-    proc.communicate(timeout=120)
-    assert proc.returncode != 0
-    assert list((tmp_path / "dist").iterdir()) == []
+    time.sleep(2)  # PyInstaller and its analysis workers are running
+    proc.send_signal(sig)
+    err = proc.communicate(timeout=120)[1]
+    assert proc.returncode == 128 + sig and "Traceback" not in err, err
+    assert not (tmp_path / "dist").exists()  # the folder it created is gone too
+    time.sleep(1)
+    pattern = f"{tmp_path}/dist/.edge-build-exe-"
+    left = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True).stdout.split()
+    assert left == [], f"children of the interrupted build still run: {left}"
 
 
 def test_runtime_wheel_replaces_the_pypi_runtime(models, tmp_path):

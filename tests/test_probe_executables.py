@@ -279,3 +279,27 @@ def test_stop_signals_end_with_the_summary(voice_exe, files, sig, twice):
     assert "stopped:" in err and "s of audio" in err, err
     _detections(out)
     assert probe.leftovers(tmp) == []
+
+
+def test_full_temporary_folder_at_start_up_is_named_and_left_clean(mlp_exe, files):
+    with probe.tmpfs(files.parent / "smalltmp", "4m") as small:
+        r = probe.run([mlp_exe, "--info"], env={**os.environ, "TMPDIR": str(small)})
+        text = expect_failure(r, 255, str(small), "No space left on device", "TMPDIR")
+        assert len(r.lines) == 1, text
+        assert probe.leftovers(small) == [], "a half-unpacked _MEI folder was left"
+
+
+def test_runtime_tmpdir_build_option_unpacks_elsewhere(models, files, tmp_path):
+    from tests.conftest import edge
+
+    roomy = tmp_path / "unpack-here"
+    roomy.mkdir()
+    exe = tmp_path / "dist" / "mlp"
+    edge("build", models("mlp"), "-o", exe, "--runtime-tmpdir", roomy)
+    report = json.loads(exe.with_name("mlp.report.json").read_text())
+    assert report["manifest"]["runtime_tmpdir"] == str(roomy)
+    with probe.tmpfs(files.parent / "smalltmp", "4m") as small:
+        r = probe.run([exe, "--input", files / "x.npy", "--json"], env={**os.environ, "TMPDIR": str(small)})
+        assert r.code == 0, r.stderr
+        assert json.loads(r.stdout)["logits"]["shape"] == [1, 10]
+    assert probe.leftovers(roomy) == []  # unpacked there, and removed at exit

@@ -170,6 +170,8 @@ def _build(opts: BuildOptions, target, app, backend, work: Path, steps: Steps) -
     (payload / "manifest.json").write_text(json.dumps(man, indent=2))
     log = envs.cache_dir() / "logs" / f"pyinstaller-{name}.log"
     log.unlink(missing_ok=True)
+    boot = None if opts.onedir else steps.run("bootloader", pyinstaller.choose_bootloader, env, target.arch,
+                                              target.glibc_floor, log, steps.say)
     built = steps.run("PyInstaller" + (" (emulated)" if env.emulated else ""), pyinstaller.build, env, stage,
                       payload, name, opts.onedir, backend, log, steps.say, strip_tool=env.strip_tool, app=app,
                       runtime_tmpdir=opts.runtime_tmpdir)
@@ -195,7 +197,7 @@ def _build(opts: BuildOptions, target, app, backend, work: Path, steps: Steps) -
         "components": inside["components"], "bundle_entries": inside["entries"], "glibc": elf_report,
         "verification": checked, "step_seconds": steps.seconds,
         "total_seconds": round(time.monotonic() - steps.start, 1), "optimize": opt_report,
-        "pyinstaller_log": str(log),
+        "pyinstaller_log": str(log), "bootloader": boot,
     }
     return report, built
 

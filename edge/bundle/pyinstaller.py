@@ -6,9 +6,11 @@ import shutil
 from pathlib import Path
 
 from edge.backends import Backend
+from edge.bundle import bootloader, elf
 from edge.bundle.apps import App
-from edge.bundle.envs import BuildEnv
+from edge.bundle.envs import BuildEnv, cache_dir
 from edge.bundle.proc import run_logged
+from edge.errors import BuildError
 
 RUNTIME_SRC = Path(__file__).resolve().parent.parent / "runtime"
 
@@ -103,3 +105,26 @@ def build(env: BuildEnv, stage: Path, data: Path, name: str, onedir: bool, backe
     run_logged([env.python, "-m", "PyInstaller", "--noconfirm", "--log-level", "WARN", "--distpath", dist,
                 "--workpath", work / "build", spec], log, "PyInstaller", progress)
     return dist / name
+
+
+def choose_bootloader(env: BuildEnv, arch: str, glibc_floor: str, log: Path, progress) -> dict:
+    """Onefile executables get the bootloader that names a full temporary folder (edge/bundle/bootloader.py),
+    unless this machine's compiler makes it need a newer glibc than the board has: then PyInstaller's own."""
+    package = next(env.path.glob("**/site-packages/PyInstaller/bootloader"), None)
+    if package is None:
+        raise BuildError(f"no PyInstaller installation in the build environment {env.path}")
+    version = env.packages.get("pyinstaller", "")
+    missing = bootloader.missing_compiler(arch)
+    if missing:
+        bootloader.restore(package.parent, arch)
+        progress(f"bootloader: PyInstaller's own ({missing} for the one that names a full temporary folder)")
+        return {"bootloader": "PyInstaller's own", "why": missing}
+    patched = bootloader.build(version, arch, cache_dir() / "bootloader", log, progress)
+    needs = (elf.read(patched) or {}).get("glibc")
+    if needs and elf.version_tuple(needs) > elf.version_tuple(glibc_floor):
+        bootloader.restore(package.parent, arch)
+        return {"bootloader": "PyInstaller's own", "why": f"the patched one, compiled here, needs glibc {needs} "
+                f"> the board's {glibc_floor}: a full temporary folder gives PyInstaller's message"}
+    bootloader.install(patched, package.parent, arch)
+    return {"bootloader": "patched (names a full temporary folder, removes what it unpacked)",
+            "glibc_needed": needs, "path": str(patched)}
