@@ -110,7 +110,9 @@ def build(env: BuildEnv, stage: Path, data: Path, name: str, onedir: bool, backe
 def choose_bootloader(env: BuildEnv, arch: str, glibc_floor: str, log: Path, progress) -> dict:
     """Onefile executables get the bootloader that names a full temporary folder (edge/bundle/bootloader.py),
     unless this machine's compiler makes it need a newer glibc than the board has: then PyInstaller's own."""
-    package = next(env.path.glob("**/site-packages/PyInstaller/bootloader"), None)
+    # a venv's site-packages, or the emulated prefix's pip --target folder
+    found = (p for p in env.path.glob("**/PyInstaller/bootloader") if (p.parent / "__init__.py").is_file())
+    package = next(found, None)
     if package is None:
         raise BuildError(f"no PyInstaller installation in the build environment {env.path}")
     version = env.packages.get("pyinstaller", "")
