@@ -129,8 +129,8 @@ def build(version: str, arch: str, cache: Path, log: Path, progress) -> Path:
     boot = src / "bootloader"
     shutil.rmtree(boot / "build", ignore_errors=True)
     env = {"PATH": "/usr/bin:/bin", "CC": compiler}
-    run_logged([sys.executable, "./waf", "--static-zlib", "--no-tests", "--target-arch=64bit", "configure",
-                "build_release"],
+    # the architecture is the compiler's own (waf's --target-arch would add -m64, which aarch64 gcc refuses)
+    run_logged([sys.executable, "./waf", "--static-zlib", "--no-tests", "configure", "build_release"],
                log, f"compiling PyInstaller's bootloader for {arch}", progress, env=env, cwd=boot)
     built = next((boot / "build").rglob("release/run"), None)
     if built is None:
