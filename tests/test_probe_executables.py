@@ -153,15 +153,17 @@ def test_non_finite_input_warns_and_the_json_stays_json(mlp_exe, files):
     assert out["logits"]["data"] == [[None] * 10]
 
 
-def _interrupt(cmd, env, started, sig=signal.SIGINT, twice=False):
+def _interrupt(cmd, env, started, sig=signal.SIGINT, twice=False, gap_s=0.0):
     """Start `cmd` in its own process group (a terminal's job), wait until `started(process)` returns, then
     signal the whole group as a terminal's Ctrl-C does: the app gets it from the terminal and again from the
-    bootloader, which forwards what it gets. `twice`: a second Ctrl-C right after the first."""
+    bootloader, which forwards what it gets. `twice`: a second Ctrl-C `gap_s` after the first (late ones land
+    while the bootloader removes its unpacked folder)."""
     p = subprocess.Popen([str(c) for c in cmd], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                          start_new_session=True)
     first = started(p)
     os.killpg(p.pid, sig)
     if twice:
+        time.sleep(gap_s)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(p.pid, sig)
     out, err = p.communicate(timeout=60)
@@ -268,13 +270,14 @@ def test_non_finite_audio_is_flagged_and_never_detected(voice_exe, files):
     assert hits and all(np.isfinite(h["score"]) for h in hits)
 
 
-@pytest.mark.parametrize("sig, twice", [(signal.SIGINT, False), (signal.SIGINT, False), (signal.SIGINT, True),
-                                        (signal.SIGTERM, False)])
-def test_stop_signals_end_with_the_summary(voice_exe, files, sig, twice):
+@pytest.mark.parametrize("sig, twice, gap_s", [(signal.SIGINT, False, 0), (signal.SIGINT, True, 0),
+                                               (signal.SIGINT, True, 0.06), (signal.SIGINT, True, 0.15),
+                                               (signal.SIGTERM, False, 0), (signal.SIGTERM, True, 0.06)])
+def test_stop_signals_end_with_the_summary(voice_exe, files, sig, twice, gap_s):
     tmp = files.parent / "tmp"
     # after the first detection: the app is listening in real time
     code, out, err = _interrupt([voice_exe, "--wav", wavs.SAMPLE], private_env(tmp), _first_stdout_line, sig=sig,
-                                twice=twice)
+                                twice=twice, gap_s=gap_s)
     assert code == 0 and "Traceback" not in err and "KeyboardInterrupt" not in err, err
     assert "stopped:" in err and "s of audio" in err, err
     _detections(out)

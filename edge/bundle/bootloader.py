@@ -69,6 +69,16 @@ PATCHES = [
      "    if (pyi_launch_extract_files_from_archive(pyi_ctx) < 0) {\n"
      "        PYI_DEBUG(\"LOADER: failed to extract files!\\n\");\n"
      "        pyi_recursive_rmdir(pyi_ctx->application_home_dir);  /* never leave half an unpacked _MEI folder */\n"),
+    # after the app exited, a late second Ctrl-C (or SIGTERM) must not kill the bootloader while it removes the
+    # unpacked folder: ignored until the end, and the default restored only to re-raise the app's own signal
+    ("src/pyi_utils_posix.c",
+     "    PYI_DEBUG(\"LOADER: restoring signal handlers\\n\");\n"
+     "    for (signum = 0; signum < num_signals; ++signum) {\n        signal(signum, SIG_DFL);\n    }\n",
+     "    PYI_DEBUG(\"LOADER: restoring signal handlers\\n\");\n"
+     "    for (signum = 0; signum < num_signals; ++signum) {\n        signal(signum, SIG_DFL);\n    }\n"
+     "    signal(SIGINT, SIG_IGN);\n    signal(SIGTERM, SIG_IGN);\n"),
+    ("src/pyi_main.c", "        raise(pyi_ctx->child_signal);\n",
+     "        signal(pyi_ctx->child_signal, SIG_DFL);\n        raise(pyi_ctx->child_signal);\n"),
 ]
 
 # PyInstaller's folder name for each architecture's bootloaders
