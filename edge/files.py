@@ -4,23 +4,17 @@ turned into one line that names the path and what went wrong."""
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import json
 import os
 import shutil
 import stat
-from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
 from edge.errors import EdgeError, OutputError, UsageError
-
-
-def reason(e: OSError) -> str:
-    """The errno's meaning, in the operating system's words (e.g. 'No space left on device')."""
-    return e.strerror or (os.strerror(e.errno) if e.errno else str(e) or type(e).__name__)
+from edge.runtime.fsutil import reason, same_path, unwritable
 
 
 def os_error(e: OSError, path: Path | str | None = None, kind: type[EdgeError] = OutputError,
@@ -32,16 +26,6 @@ def os_error(e: OSError, path: Path | str | None = None, kind: type[EdgeError] =
     error = kind(f"{where}: {doing}: {reason(e)}{hint.get(e.errno, '')}")
     error.path, error.os_reason = Path(where), reason(e)  # for callers that know better where the file was
     return error
-
-
-def same_path(a: Path, b: Path) -> bool:
-    """True when writing `a` would change `b`: the same name through symlinks, or the same file (hard link)."""
-    if Path(os.path.realpath(a)) == Path(os.path.realpath(b)):
-        return True
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return False
 
 
 def refuse_overwriting(outputs: dict[str, Path], inputs: dict[str, Path | None]) -> None:
@@ -127,14 +111,9 @@ class Outputs:
 
     @staticmethod
     def _probe(folder: Path, path: Path) -> None:
-        probe = folder / f".edge-write-test-{os.getpid()}"
-        try:
-            probe.write_bytes(b"")
-        except OSError as e:
-            raise OutputError(f"{path}: folder {folder} is not writable ({reason(e)})") from None
-        finally:
-            with contextlib.suppress(OSError):  # a read-only folder: nothing was created
-                probe.unlink(missing_ok=True)
+        e = unwritable(folder)
+        if e is not None:
+            raise OutputError(f"{path}: folder {folder} is not writable ({reason(e)})")
 
     def temp(self, path: Path) -> Path:
         """A name beside `path` (same file system, so the rename is atomic)."""
@@ -218,7 +197,3 @@ def json_default(o):
     if isinstance(o, np.ndarray):
         return o.tolist()
     raise TypeError(type(o).__name__)
-
-
-def existing(paths: Iterable[Path | None]) -> list[Path]:
-    return [Path(p) for p in paths if p is not None]

@@ -53,7 +53,6 @@ class Options:
             raise UsageError("--max-accuracy-drop must be >= 0 (percentage points)")
         if self.output.suffix != ".onnx":
             raise UsageError(f"{self.output}: the output must end in .onnx (the report goes beside it)")
-        files.refuse_overwriting(self.written_files(), self.read_files())
 
     def written_files(self) -> dict[str, Path]:
         return {"optimized model": self.output, "report": report_path(self.output)}
@@ -157,7 +156,8 @@ def _parity_feeds(ref: onnx.ModelProto, samples: list[data.Samples]) -> tuple[li
 def optimize(opts: Options, progress=None) -> dict:
     opts.validate()
     original = M.load(opts.model)
-    files.refuse_overwriting(opts.written_files(), opts.read_files())  # again, with the external data files it named
+    # after loading, which reads but never writes: the external data files the model names are inputs too
+    files.refuse_overwriting(opts.written_files(), opts.read_files())
     if opts.quantize:
         quantize.preflight(original, opts.quantize, opts.calibration is not None)
     with files.Outputs(opts.output, report_path(opts.output)) as out:

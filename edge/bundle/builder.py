@@ -122,7 +122,6 @@ def build(opts: BuildOptions, progress=print) -> dict:
     if not name or name.endswith((".onnx", ".json")):
         raise OutputError(f"{opts.output}: give the executable's path, e.g. dist/{Path(opts.model).stem}")
     outputs = {"executable": opts.output, "report": report_path(opts.output)}
-    files.refuse_overwriting(outputs, _inputs(opts))
     if opts.output.is_dir() and not opts.onedir:
         raise OutputError(f"{opts.output}: is a folder; remove it or choose another -o")
     if report_path(opts.output).is_dir():
@@ -130,7 +129,8 @@ def build(opts: BuildOptions, progress=print) -> dict:
     app = apps.APPS[opts.app] if opts.app else None
     backend = backends.get(opts.backend)
     source = M.load(opts.model)
-    files.refuse_overwriting(outputs, _inputs(opts))  # again, with the external data files the model named
+    # after loading, which reads but never writes: the external data files the model names are inputs too
+    files.refuse_overwriting(outputs, _inputs(opts))
     # check the model, the backend and the app's files before minutes of work
     backend.check(target, opts.optimize.get("quantize"), source, opts.model)
     backend.requirements(target, opts.runtime_wheel)

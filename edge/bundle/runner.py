@@ -13,7 +13,7 @@ from edge.bundle import elf, prefix
 from edge.bundle.envs import cache_dir
 from edge.bundle.verify import entry_point
 from edge.errors import TargetError, UsageError
-from edge.files import reason
+from edge.runtime.fsutil import reason
 
 DEBIAN_RELEASES = {"buster": 10, "bullseye": 11, "bookworm": 12, "trixie": 13}
 

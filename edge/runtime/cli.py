@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from . import arrays, bundled, stop
+from .fsutil import reason, same_path, unwritable
 from .session import Spec, open_session, specs
 
 EXIT_USAGE = 2  # wrong flags, input names, shapes or dtypes, unreadable input files
@@ -26,10 +27,6 @@ class InputError(Exception):
 
 class OutputError(Exception):
     pass
-
-
-def reason(e: OSError) -> str:
-    return e.strerror or (os.strerror(e.errno) if e.errno else str(e) or type(e).__name__)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -75,13 +72,14 @@ def check_feed(feeds: dict[str, np.ndarray], inputs: list[Spec], where: str = ""
     return checked
 
 
-def _load_npy(path: str) -> np.ndarray:
+def _read(load, path, kind: str):
+    """`load(path)` with every way a file can be wrong as one InputError line."""
     try:
-        return arrays.load_npy(path)
+        return load(path)
     except arrays.ArrayFileError as e:
         raise InputError(str(e)) from None
     except IsADirectoryError:
-        raise InputError(f"{path}: is a folder, not a .npy file") from None
+        raise InputError(f"{path}: is a folder, not {kind} file") from None
     except OSError as e:
         raise InputError(f"{path}: cannot read: {reason(e)}") from None
 
@@ -96,19 +94,12 @@ def read_inputs(items: list[str], inputs: list[Spec]) -> dict[str, np.ndarray]:
             name, path = inputs[0].name, item
         if name in feeds:
             raise InputError(f"input {name!r} given twice ({item})")
-        feeds[name] = _load_npy(path)
+        feeds[name] = _read(arrays.load_npy, path, "a .npy")
     return check_feed(feeds, inputs)
 
 
 def read_samples(path: Path, inputs: list[Spec]) -> list[dict[str, np.ndarray]]:
-    try:
-        found = {k: a for k, a in arrays.load_npz(path).items() if k != "labels"}
-    except arrays.ArrayFileError as e:
-        raise InputError(str(e)) from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a folder, not an .npz file") from None
-    except OSError as e:
-        raise InputError(f"{path}: cannot read: {reason(e)}") from None
+    found = {k: a for k, a in _read(arrays.load_npz, path, "an .npz").items() if k != "labels"}
     if any(a.ndim == 0 for a in found.values()):
         raise InputError(f"{path}: every array needs a first axis of samples")
     counts = {len(a) for a in found.values()}
@@ -121,7 +112,7 @@ def read_samples(path: Path, inputs: list[Spec]) -> list[dict[str, np.ndarray]]:
 def check_output(path: Path, read: list[str]) -> None:
     """Before any inference: the output is no input, its folder exists and takes a file."""
     for src in read:
-        if os.path.realpath(path) == os.path.realpath(src) or _same_file(path, src):
+        if same_path(path, src):
             raise InputError(f"{path}: --output would overwrite the input {src}; choose another path")
     if path.is_dir():
         raise OutputError(f"{path}: is a folder; give a file path for --output (e.g. out.npz)")
@@ -130,23 +121,9 @@ def check_output(path: Path, read: list[str]) -> None:
     folder = path.parent
     if not folder.is_dir():
         raise OutputError(f"{path}: folder {folder} does not exist")
-    probe = folder / f".{path.name}.probe-{os.getpid()}"
-    try:
-        probe.write_bytes(b"")
-    except OSError as e:
-        raise OutputError(f"{path}: folder {folder} is not writable ({reason(e)})") from None
-    finally:
-        try:
-            probe.unlink(missing_ok=True)
-        except OSError:  # a read-only folder: nothing was created
-            pass
-
-
-def _same_file(a, b) -> bool:
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return False
+    e = unwritable(folder)
+    if e is not None:
+        raise OutputError(f"{path}: folder {folder} is not writable ({reason(e)})")
 
 
 def write_outputs(path: Path, outputs: dict[str, np.ndarray]) -> None:
