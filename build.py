@@ -38,8 +38,6 @@ def run(cmd: list[str], **kw) -> None:
 
 
 def setup(extras: str) -> None:
-    if sys.version_info < (3, 11):  # noqa: UP036 - this file must run (and explain) on older Pythons too
-        sys.exit(f"edgepack needs Python >= 3.11; this is {sys.version.split()[0]}")
     if not (BIN / "python").exists():
         step(f"creating {VENV.relative_to(ROOT)}")
         run([sys.executable, "-m", "venv", str(VENV)])
@@ -57,18 +55,34 @@ def setup(extras: str) -> None:
 
 
 KWS = ROOT / "demos" / "kws"
-SYSTEM_PACKAGES = ["libportaudio2"]  # PortAudio, bundled into the voice-command executable
 
 
-def system_packages() -> None:
-    missing = [p for p in SYSTEM_PACKAGES if "install ok installed" not in subprocess.run(
-        ["dpkg-query", "-W", "-f=${Status}", p], capture_output=True, text=True).stdout]
-    if not missing:
-        return
-    if os.geteuid() != 0:
-        sys.exit(f"the voice-command app needs {' '.join(missing)}: sudo apt-get install -y {' '.join(missing)}")
-    step(f"installing {' '.join(missing)} (apt-get)")
-    run(["apt-get", "install", "-y", "-qq", *missing], env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+def system_setup(tests: bool) -> None:
+    """What `edge doctor --fix` does, for the builds this command runs: as root, install what is missing;
+    otherwise print the one command that does it, and stop."""
+    sys.path.insert(0, str(ROOT))
+    from edge import doctor  # standard library only: runs before the virtual environment exists
+
+    if tests:  # the suite builds for every board, with both backends, and needs a microphone stand-in
+        need = doctor.need_for(None, tests=True)
+    else:  # the main job: the voice-command executable for this machine
+        need = doctor.Need((doctor.T.get("x86_64"),), backends=frozenset({"onnxruntime"}), survey=False)
+    results = doctor.run(need)
+    todo = [r for r in results if r.fixable]
+    for r in results:
+        if r.status != "ok":
+            print(r.line(), flush=True)
+    if todo and os.geteuid() == 0:
+        step("setting this machine up (edge doctor --fix): " + ", ".join(r.check for r in todo))
+        doctor.fix(todo, say=lambda text: step(text))
+        results = doctor.run(need)
+    elif any(r.status == "fail" for r in todo):
+        sys.exit(f"this machine needs system packages first; run once, then this command again:\n  "
+                 f"{doctor.fix_command(todo)}")
+    failed = [r for r in results if r.status == "fail"]
+    if failed:
+        sys.exit("\n".join(r.line() for r in failed))
+    step("system set-up: " + ", ".join(r.check for r in results) + " ok")
 
 
 def show(cmd: list[str]) -> list[str]:
@@ -118,12 +132,15 @@ def test_job(args: list[str]) -> int:
 
 
 if __name__ == "__main__":
+    if sys.version_info < (3, 11):  # noqa: UP036 - this file must run (and explain) on older Pythons too
+        sys.exit(f"edgepack needs Python >= 3.11; this is {sys.version.split()[0]}")
     argv = sys.argv[1:]
     if argv[:1] == ["test"]:
+        system_setup(tests=True)
         setup("test")
         sys.exit(test_job(argv[1:]))
     if argv:
         sys.exit(f"usage: python3 build.py [test [pytest args...]]  (unknown: {' '.join(argv)})")
+    system_setup(tests=False)
     setup("")
-    system_packages()
     sys.exit(main_job())

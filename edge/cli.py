@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from edge import __version__, files
-from edge.errors import EdgeError, OutputError, UsageError
+from edge.errors import EdgeError, OutputError, SetupError, UsageError
 
 
 def _ratio(text: str) -> float:
@@ -79,7 +79,11 @@ def parser() -> argparse.ArgumentParser:
     ins.add_argument("--json", action="store_true", help="print JSON instead of a table")
     ins.add_argument("--tensors", action="store_true", help="also list every node with its input/output tensors")
     ins.add_argument("--backend", choices=["onnxruntime", "mxnet"],
-                     help="also check that this backend can take every node (mxnet: lists what its importer refuses)")
+                     help="also check that this backend can take every node (mxnet: lists what its importer refuses, "
+                          "in the file and after the lossless passes a build runs)")
+    ins.add_argument("--input-shape", action="append", metavar="NAME=D1,D2,...",
+                     help="fix an input's dynamic dimensions as edge optimize/build would: for MACs and for "
+                          "--backend (repeatable)")
 
     opt = sub.add_parser("optimize", help="prune, quantize and evaluate a model")
     opt.add_argument("model", type=Path)
@@ -112,6 +116,13 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("exe", type=Path)
     run.add_argument("args", nargs=argparse.REMAINDER, help="passed to the executable (--info, --input ...)")
 
+    doc = sub.add_parser("doctor", help="check what builds for these boards need on this machine (--fix installs it)")
+    doc.add_argument("targets", nargs="*", metavar="TARGET", help="boards from targets/*.toml (default: all)")
+    doc.add_argument("--fix", action="store_true",
+                     help="as root: install the missing Debian packages and enable emulation, then check again")
+    doc.add_argument("--tests", action="store_true", help="also what edgepack's own test suite needs")
+    doc.add_argument("--json", action="store_true", help="print JSON instead of one line per check")
+
     tgt = sub.add_parser("targets", help="list the boards edgepack builds for, or show one")
     tgt.add_argument("name", nargs="?")
     tgt.add_argument("--json", action="store_true")
@@ -121,14 +132,15 @@ def parser() -> argparse.ArgumentParser:
 def cmd_inspect(args) -> int:
     from edge import describe, model, report
 
+    shapes = model.parse_input_shapes(args.input_shape)
     m = model.load(args.model, check=False)
-    info = describe.describe(m, args.model, tensors=args.tensors)
-    problems = []
+    info = describe.describe(m, args.model, tensors=args.tensors, input_shapes=shapes)
+    pre = None
     if args.backend == "mxnet":
         from edge.backends import mxnet_ops
 
-        problems = mxnet_ops.check(m)
-        info["backend_check"] = {"backend": "mxnet", "problems": [p.as_dict() for p in problems]}
+        pre = mxnet_ops.preflight(m, {"input_shapes": shapes})
+        info["backend_check"] = pre.as_dict()
     if args.json:
         print(json.dumps(info, indent=2))
     else:
@@ -136,12 +148,10 @@ def cmd_inspect(args) -> int:
         if args.tensors:
             for n in info["node_names"]:
                 print(f"{n['op']:<20} {n['name'] or '-':<30} {', '.join(n['inputs'])} -> {', '.join(n['outputs'])}")
-        if args.backend == "mxnet":
-            print(f"MXNet 1.9.1 importer: {len(problems)} node(s) need attention" + (":" if problems else ""))
-            for p in problems:
-                print(f"  {p}")
-    if problems:
-        mxnet_ops.refuse(args.model, problems, folded=False)
+        if pre is not None:
+            report.print_mxnet_preflight(pre)
+    if pre is not None:
+        mxnet_ops.refuse(args.model, pre)
     return 0
 
 
@@ -197,6 +207,34 @@ def cmd_targets(args) -> int:
     return 0
 
 
+def cmd_doctor(args) -> int:
+    from edge import doctor
+
+    need = doctor.need_for(args.targets, tests=args.tests)
+    results = doctor.run(need)
+    ran = []
+    if args.fix and any(r.fixable for r in results):
+        ran = doctor.fix(results, say=lambda text: print(f"edge doctor: {text}", file=sys.stderr, flush=True))
+        results = doctor.run(need)
+    failed = [r for r in results if r.status == "fail"]
+    if args.json:
+        print(json.dumps({"targets": [t.name for t in need.targets], "ok": not failed, "ran": ran,
+                          "checks": [r.as_dict() for r in results]}, indent=2))
+    else:
+        for r in results:
+            print(r.line())
+    if failed:
+        fix = doctor.fix_command(failed)
+        names = " ".join(args.targets)
+        words = "; ".join(dict.fromkeys(r.fix for r in failed if r.fix and not r.fixable))
+        hint = (f"as root, `edge doctor --fix{' ' + names if names else ''}` installs what is missing ({fix})"
+                if fix and not args.fix else words or "see the lines above")
+        print(f"edge: error: {len(failed)} check(s) failed: {', '.join(r.check for r in failed)}; {hint}",
+              file=sys.stderr)
+        return SetupError.exit_code
+    return 0
+
+
 def cmd_run(args) -> int:
     from edge.bundle import runner
 
@@ -204,7 +242,7 @@ def cmd_run(args) -> int:
 
 
 COMMANDS = {"inspect": cmd_inspect, "optimize": cmd_optimize, "build": cmd_build, "targets": cmd_targets,
-            "run": cmd_run}
+            "run": cmd_run, "doctor": cmd_doctor}
 
 
 class Interrupted(KeyboardInterrupt):

@@ -8,14 +8,17 @@ import onnx
 
 from edge import model as M
 from edge import stats
+from edge.errors import ShapeError
 
 
-def describe(model: onnx.ModelProto, path: Path, tensors: bool = False) -> dict:
+def describe(model: onnx.ModelProto, path: Path, tensors: bool = False,
+             input_shapes: dict[str, list[int]] | None = None) -> dict:
     params, zeros = stats.parameters(model)
     shapes = None
     try:
-        shapes = {s.name: M.concrete_shape(s) for s in M.inputs(model)}
-    except Exception:
+        sized = M.fix_input_shapes(model, input_shapes) if input_shapes else model
+        shapes = {s.name: M.concrete_shape(s) for s in M.inputs(sized)}
+    except ShapeError:
         pass  # dynamic dimensions: MACs need --input-shape
     info = {
         "path": str(path),

@@ -77,3 +77,9 @@ class BackendError(EdgeError):
     """The model cannot run on the chosen backend (ops its importer cannot take); the message lists them."""
 
     exit_code = 12
+
+
+class SetupError(EdgeError):
+    """This machine lacks a tool or library a build needs (`edge doctor` says which; `--fix` installs it)."""
+
+    exit_code = 13

@@ -53,6 +53,7 @@ def load(path: str | os.PathLike, check: bool = True) -> onnx.ModelProto:
     if model.ir_version == 0 or not model.graph.output or not model.opset_import:
         raise ModelError(f"{path}: not an ONNX model (no IR version, opset or graph outputs)")
     _load_external_data(model, path)
+    name_dynamic_dims(model)
     if check:
         try:
             onnx.checker.check_model(model)
@@ -90,6 +91,37 @@ def _load_external_data(model: onnx.ModelProto, path: Path) -> None:
             raise ModelError(f"{path}: cannot read external data '{location}': {e}") from None
         tensor.data_location = onnx.TensorProto.DEFAULT
         del tensor.external_data[:]
+
+
+def name_dynamic_dims(model: onnx.ModelProto) -> list[str]:
+    """Dimensions written as `dim_value: -1` (PaddlePaddle, some TensorFlow converters) or `dim_value: 0` are
+    dynamic: graph inputs and outputs get a name (`x_d0`), value_info loses the size (shape inference redoes it).
+    Left as they are, shape inference, onnxruntime and --input-shape would take them as real sizes.
+    Returns what was changed, e.g. ["x[0]=-1"]."""
+    changed = []
+
+    def fix(values, name_them: bool, graph) -> None:
+        for vi in values:
+            if not vi.type.tensor_type.HasField("shape"):
+                continue
+            for i, d in enumerate(vi.type.tensor_type.shape.dim):
+                if d.HasField("dim_value") and d.dim_value <= 0:
+                    changed.append(f"{vi.name}[{i}]={d.dim_value}")
+                    d.ClearField("dim_value")
+                    if name_them:
+                        d.dim_param = f"{vi.name}_d{i}"
+
+    def walk(graph) -> None:
+        fix(graph.input, True, graph)
+        fix(graph.output, True, graph)
+        fix(graph.value_info, False, graph)
+        for node in graph.node:
+            for a in node.attribute:
+                for sub in [a.g] if a.type == onnx.AttributeProto.GRAPH else a.graphs:
+                    walk(sub)
+
+    walk(model.graph)
+    return changed
 
 
 def save(model: onnx.ModelProto, path: str | os.PathLike) -> None:
@@ -179,8 +211,10 @@ def fix_input_shapes(model: onnx.ModelProto, shapes: dict[str, list[int]]) -> on
                 shape.dim.add().dim_value = d
     # Stale inferred shapes would contradict the new input shapes; let shape inference redo them.
     fixed.graph.ClearField("value_info")
-    for vi in fixed.graph.output:
-        vi.type.tensor_type.ClearField("shape")
+    for vi in fixed.graph.output:  # the rank stays (onnxsim needs a shape); only fixed sizes are kept
+        for d in vi.type.tensor_type.shape.dim:
+            if not d.HasField("dim_value"):
+                d.Clear()
     return fixed
 
 

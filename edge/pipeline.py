@@ -207,6 +207,21 @@ def _run(opts: Options, original: onnx.ModelProto, progress) -> tuple[dict, onnx
     return report, current
 
 
+def lossless_graph(model: onnx.ModelProto, fields: dict) -> onnx.ModelProto:
+    """What the lossless part of the pipeline makes of `model` under these Options fields (cut, fixed input
+    shapes, pruning and folding), without data, parity checks or evaluation: the graph a backend will be given,
+    for checks that must come before minutes of work and must not judge nodes that folding removes."""
+    opts = Options(model=Path("preview.onnx"), output=Path("preview.onnx"), **fields)
+    reference, work = plan(opts)
+    with work_folder("edge-preview-") as tmp:
+        ctx = Context(workdir=tmp, input_shapes=opts.input_shapes,
+                      options={"inputs": opts.inputs, "outputs": opts.outputs})
+        runner = Runner(ctx)
+        for p in reference + [p for p in work if p.lossless]:
+            model = runner.apply(p, model, check_parity=False)
+    return model
+
+
 @contextlib.contextmanager
 def work_folder(prefix: str, parent: Path | None = None):
     """A scratch folder (in TMPDIR unless `parent` is given), removed afterwards whatever happens."""

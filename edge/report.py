@@ -50,6 +50,25 @@ def print_inspect(info: dict) -> None:
     console.print(t)
 
 
+def print_mxnet_preflight(pre) -> None:
+    """The importer's problems in the file, which of them the lossless passes remove, and what remains."""
+    removed = {(p.node, p.op) for p in pre.removed}
+    print(f"MXNet 1.9.1 importer: {len(pre.before)} node(s) need attention" + (":" if pre.before else ""))
+    for p in pre.before:
+        print(f"  {p}" + ("  → removed by the lossless passes" if (p.node, p.op) in removed else ""))
+    if not pre.before:
+        return
+    shapes = " ".join(f"{k}={','.join(map(str, v))}" for k, v in pre.input_shapes.items())
+    where = f"with --input-shape {shapes}" if shapes else "without --input-shape"
+    print(f"after the lossless passes of edge optimize / edge build ({where}): {len(pre.after)} remain, "
+          f"{len(pre.blocking)} block the conversion" + (":" if pre.after else ""))
+    stop = set(pre.blocking)
+    for p in pre.after:
+        print(f"  {p.node} ({p.op}): {p.reason}" if p in stop else f"  {p}")
+    if pre.blocking and pre.dynamic_inputs:
+        print(f"  {pre.shape_hint()}")
+
+
 def _ratio(a, b) -> str:
     if a in (None, 0) or b is None:
         return "-"

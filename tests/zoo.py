@@ -207,6 +207,49 @@ def export_like(out: Path, opset: int = 13, style: str = "tf") -> Path:
     return _save(model, out)
 
 
+def paddle_dynamic(out: Path) -> Path:
+    """The trained CNN rewritten the way paddle2onnx writes a model (opset 11): dynamic dimensions as
+    `dim_value: -1` on the input and output, `dim_value: 0` in value_info, weights as Constant nodes, and the
+    flatten as Shape→Slice→Concat→Reshape (opset-11 Slice with its starts/ends as inputs, which MXNet's importer
+    refuses until constant folding at a fixed shape removes the chain). Data files as trained_cnn writes them."""
+    torch_model = onnx.load(str(trained_cnn(out / "torch", opset=11)))
+    for name in ("calibration.npz", "eval.npz"):
+        (out / name).write_bytes((out / "torch" / name).read_bytes())
+    g = torch_model.graph
+    nodes = [helper.make_node("Constant", [], [i.name], value=i, name=f"const_{i.name}") for i in g.initializer]
+    shape_consts = {"starts": [0], "ends": [1], "axes": [0], "rest": [-1]}
+    for k, v in shape_consts.items():
+        nodes.append(helper.make_node("Constant", [], [f"flat_{k}"], name=f"const_flat_{k}",
+                                      value=numpy_helper.from_array(np.array(v, np.int64), f"flat_{k}_v")))
+    for n in g.node:
+        if n.op_type != "Flatten":
+            nodes.append(n)
+            continue
+        src, dst = n.input[0], n.output[0]
+        nodes += [helper.make_node("Shape", [src], ["flat_shape_all"], name="shape_0"),
+                  helper.make_node("Slice", ["flat_shape_all", "flat_starts", "flat_ends", "flat_axes"],
+                                   ["flat_batch"], name="slice_0"),
+                  helper.make_node("Concat", ["flat_batch", "flat_rest"], ["flat_shape"], axis=0, name="concat_0"),
+                  helper.make_node("Reshape", [src, "flat_shape"], [dst], name="reshape_0")]
+    for i in range(120):  # paddle2onnx writes a Constant for every scalar it meets, many unused
+        nodes.append(helper.make_node("Constant", [], [f"fill_{i}"], name=f"fill_{i}",
+                                      value=numpy_helper.from_array(np.array([float(i)], np.float32), f"fill_{i}_v")))
+    for i, n in enumerate(nodes):
+        n.name = n.name or f"{n.op_type.lower()}_{i}"
+    x, probs = g.input[0].name, g.output[0].name
+    conv_outs = [n.output[0] for n in g.node if n.op_type == "Conv"]
+    graph = helper.make_graph(
+        nodes, "paddle_dynamic",
+        [helper.make_tensor_value_info(x, TensorProto.FLOAT, [-1, 3, -1, -1])],
+        [helper.make_tensor_value_info(probs, TensorProto.FLOAT, [-1, CLASSES])],
+        value_info=[helper.make_tensor_value_info(conv_outs[0], TensorProto.FLOAT, [0, 16, 0, 0]),
+                    helper.make_tensor_value_info(conv_outs[1], TensorProto.FLOAT, [-1, 16, -1, 0])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)], producer_name="PaddlePaddle",
+                              producer_version="2.6")
+    model.ir_version = 6
+    return _save(model, out)
+
+
 def _save(model: onnx.ModelProto, out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     onnx.checker.check_model(model)
@@ -222,6 +265,7 @@ BUILDERS = {
     "two-io": two_io,
     "tf-like": export_like,
     "paddle-like": lambda out, opset=11: export_like(out, opset, "paddle"),
+    "paddle-dynamic": paddle_dynamic,
 }
 
 if __name__ == "__main__":

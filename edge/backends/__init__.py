@@ -18,8 +18,9 @@ class Backend(Protocol):
     excludes: tuple[str, ...]  # modules the runtime never needs from this backend's packages
     keep: tuple[str, ...]  # modules the bare runtime excludes but this backend imports
 
-    def check(self, target, quantize: str | None, source: onnx.ModelProto, source_path: Path) -> None:
-        """Refuse early (BackendError / TargetError) what this backend cannot build."""
+    def check(self, target, optimize: dict, source: onnx.ModelProto, source_path: Path) -> None:
+        """Refuse early (BackendError / TargetError) what this backend cannot build from `source` with these
+        pipeline.Options fields (judging the graph the pipeline will give it, not the file)."""
 
     def requirements(self, target, runtime_wheel: Path | None) -> list[str]: ...
 

@@ -31,7 +31,8 @@ class MXNet:
     keep = ("multiprocessing", "socket", "_socket", "unittest", "numpy.testing", "distutils", "bz2", "_bz2", "lzma",
             "_lzma")
 
-    def check(self, target, quantize, source, source_path) -> None:
+    def check(self, target, optimize, source, source_path) -> None:
+        quantize = optimize.get("quantize")
         table = getattr(target, "mxnet", {}) or {}
         if "unavailable" in table:
             raise TargetError(f"--backend mxnet --target {target.name}: {table['unavailable']}. Use --backend "
@@ -44,7 +45,7 @@ class MXNet:
                                "ONNX graphs only (no QuantizeLinear, ConvInteger or float16), and MXNet's own "
                                "int8 is still ~7x slower than onnxruntime (benchmarks/mxnet_int8.py). Build "
                                "without --quantize, or use --backend onnxruntime for int8")
-        mxnet_ops.refuse(source_path, mxnet_ops.check(source), folded=False)
+        mxnet_ops.refuse(source_path, mxnet_ops.preflight(source, optimize))
 
     def requirements(self, target, runtime_wheel: Path | None) -> list[str]:
         if runtime_wheel:
@@ -60,7 +61,7 @@ class MXNet:
 
     def package(self, model_path: Path, model: onnx.ModelProto, payload: Path, env, work: Path,
                 feeds: list[dict[str, np.ndarray]], progress) -> dict:
-        mxnet_ops.refuse(model_path, mxnet_ops.check(model), folded=True)
+        mxnet_ops.refuse_converted(model_path, model)
         fixed = onnx.ModelProto()
         fixed.CopyFrom(model)
         exact = mxnet_rewrites.apply(fixed, mxnet_rewrites.EXACT)

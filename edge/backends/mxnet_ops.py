@@ -7,7 +7,7 @@ SUPPORTED is the importer's own translation table (`onnx2mx._import_helper._conv
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import onnx
 from onnx import helper, numpy_helper
@@ -67,10 +67,23 @@ def attr(node, name, default=None):
     return default
 
 
+SHAPE_OPS = {"Shape", "Gather", "Slice", "Cast", "Concat", "Unsqueeze", "Squeeze", "Mul", "Div", "Add", "Sub"}
+
+
+def _shape_computations(model: onnx.ModelProto) -> set[str]:
+    """Tensors computed from a Shape node only through shape arithmetic: constant once the input shapes are."""
+    found: set[str] = set()
+    for n in model.graph.node:
+        if n.op_type == "Shape" or (n.op_type in SHAPE_OPS and n.input and n.input[0] in found):
+            found.update(n.output)
+    return found
+
+
 def check(model: onnx.ModelProto) -> list[Problem]:
     """Every node the importer would refuse or get wrong; `rewrite` marks the ones edgepack fixes."""
     opset = M.opset(model)
     consts, ranks = constants(model), _ranks(model)
+    shape_math = _shape_computations(model)
     problems = []
     for i, n in enumerate(model.graph.node):
         name = n.name or f"{n.op_type}_{i}"
@@ -98,7 +111,8 @@ def check(model: onnx.ModelProto) -> list[Problem]:
         elif n.op_type == "MatMul" and (ranks.get(n.input[0], 2) > 2 or ranks.get(n.input[1], 2) > 2):
             p("MatMul with a >2-D operand: the importer handles 2-D × 2-D only")
         elif n.op_type == "Slice" and len(n.input) > 1:
-            p("starts/ends given as int64 inputs (opset >= 10): the importer's slice fails on them")
+            p("starts/ends given as int64 inputs (opset >= 10): the importer's slice fails on them",
+              "fold" if n.input[0] in shape_math else None)
         elif n.op_type == "Clip" and len(n.input) == 1 and attr(n, "min") is None and attr(n, "max") is None:
             p("Clip without bounds")
         elif n.op_type == "Clip" and any(x and x not in consts for x in n.input[1:]):
@@ -115,15 +129,87 @@ def blocking(problems: list[Problem], folded: bool) -> list[Problem]:
     return [p for p in problems if p.fix is None or (p.fix == "fold" and folded)]
 
 
-def refuse(model_path, problems: list[Problem], folded: bool) -> None:
+@dataclass
+class Preflight:
+    """The importer's view of a model file and of the graph the build converts (after the lossless passes)."""
+
+    before: list[Problem]  # in the file as it is
+    after: list[Problem]  # in the graph after the lossless passes
+    input_shapes: dict[str, list[int]] = field(default_factory=dict)
+    dynamic_inputs: list[M.TensorSpec] = field(default_factory=list)  # inputs still dynamic after the passes
+
+    def shape_hint(self) -> str:
+        return _shape_hint(self.dynamic_inputs)
+
+    @property
+    def removed(self) -> list[Problem]:
+        """Problems of the file that the lossless passes take away (matched by node name, else by op)."""
+        left = list(self.after)
+        gone = []
+        for p in self.before:
+            same = next((q for q in left if q.node == p.node and q.op == p.op), None) or \
+                next((q for q in left if q.op == p.op and q.node not in {b.node for b in self.before}), None)
+            if same is None:
+                gone.append(p)
+            else:
+                left.remove(same)
+        return gone
+
+    @property
+    def blocking(self) -> list[Problem]:
+        return blocking(self.after, folded=True)
+
+    def as_dict(self) -> dict:
+        removed = {(p.node, p.op) for p in self.removed}
+        return {"backend": "mxnet", "input_shapes": self.input_shapes,
+                "problems": [{**p.as_dict(), "removed_by_lossless_passes": (p.node, p.op) in removed}
+                             for p in self.before],
+                "after_lossless_passes": [p.as_dict() for p in self.after],
+                "blocking": [p.as_dict() for p in self.blocking]}
+
+
+def preflight(model: onnx.ModelProto, optimize: dict) -> Preflight:
+    """Check the file, then the graph that `edge optimize`'s lossless passes make of it with the same options
+    (`--input-shape`, `--inputs/--outputs`, `--no-lossless`): only what survives them can stop a build."""
+    from edge import pipeline
+
+    before = check(model)
+    fields = {k: v for k, v in optimize.items() if k in ("inputs", "outputs", "input_shapes", "lossless")}
+    after_model = pipeline.lossless_graph(model, fields) if before else model
+    dynamic = [s for s in M.inputs(after_model) if not s.is_static]
+    return Preflight(before, check(after_model) if before else [], fields.get("input_shapes") or {}, dynamic)
+
+
+def refuse(model_path, pre: Preflight) -> None:
     """Raise BackendError naming every node the importer cannot take; nothing when all are fixable."""
-    stop = blocking(problems, folded)
-    if stop:
-        by_op: dict[str, list[str]] = {}
-        for p in stop:
-            by_op.setdefault(p.op, []).append(p.node)
-        names = "; ".join(f"{op} ×{len(nodes)} ({', '.join(nodes[:2])}{', …' if len(nodes) > 2 else ''})"
-                          for op, nodes in by_op.items())
-        raise BackendError(f"{model_path}: MXNet 1.9.1's importer cannot take {len(stop)} node(s): {names}; "
-                           "`edge inspect MODEL --backend mxnet` lists why. Use --backend onnxruntime, or replace "
-                           "those ops before export")
+    _refuse(model_path, pre.blocking, pre.shape_hint())
+
+
+def refuse_converted(model_path, model: onnx.ModelProto) -> None:
+    """The last guard, on the graph about to be converted (the optimized model)."""
+    _refuse(model_path, blocking(check(model), folded=True),
+            _shape_hint([s for s in M.inputs(model) if not s.is_static]))
+
+
+def _shape_hint(dynamic: list[M.TensorSpec]) -> str:
+    if not dynamic:
+        return ""
+    examples = " ".join(f"--input-shape {s.name}=" + ",".join(
+        str(d) if isinstance(d, int) else "1" if i == 0 else "N" for i, d in enumerate(s.shape or ())) for s in dynamic)
+    return (f"input(s) {', '.join(s.name for s in dynamic)} have dynamic dimensions, and shape computations "
+            f"(Shape→Slice/Gather→Concat) fold away only at fixed shapes: give them, e.g. {examples} "
+            "(N = the size you use)")
+
+
+def _refuse(model_path, stop: list[Problem], hint: str) -> None:
+    if not stop:
+        return
+    by_op: dict[str, list[str]] = {}
+    for p in stop:
+        by_op.setdefault(p.op, []).append(p.node)
+    names = "; ".join(f"{op} ×{len(nodes)} ({', '.join(nodes[:2])}{', …' if len(nodes) > 2 else ''})"
+                      for op, nodes in by_op.items())
+    hint = f"; {hint}" if hint else ""
+    raise BackendError(f"{model_path}: MXNet 1.9.1's importer cannot take {len(stop)} node(s) that remain after "
+                       f"the lossless passes: {names}{hint}; `edge inspect MODEL --backend mxnet` lists why. Use "
+                       "--backend onnxruntime, or replace those ops before export")

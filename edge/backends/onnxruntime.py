@@ -16,7 +16,7 @@ class OnnxRuntime:
     excludes: tuple[str, ...] = ()
     keep: tuple[str, ...] = ()
 
-    def check(self, target, quantize, source, source_path) -> None:
+    def check(self, target, optimize, source, source_path) -> None:
         pass
 
     def requirements(self, target, runtime_wheel: Path | None) -> list[str]:

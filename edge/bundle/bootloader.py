@@ -122,7 +122,7 @@ def _source(version: str, cache: Path, log: Path, progress) -> Path:
 def missing_compiler(arch: str) -> str | None:
     compiler = COMPILERS[arch]
     if shutil.which(compiler) is None:
-        return f"no {compiler}: as root, apt-get install -y {CROSS_PACKAGE.get(arch, 'gcc')}"
+        return f"no {compiler}: as root, `edge doctor --fix` installs it ({CROSS_PACKAGE.get(arch, 'gcc')})"
     return None
 
 

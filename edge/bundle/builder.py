@@ -13,7 +13,7 @@ from pathlib import Path
 
 import onnx
 
-from edge import __version__, backends, data, files, pipeline, targets
+from edge import __version__, backends, data, doctor, files, pipeline, targets
 from edge import model as M
 from edge.bundle import apps, contents, elf, envs, pyinstaller, verify
 from edge.errors import BuildError, OutputError
@@ -128,11 +128,12 @@ def build(opts: BuildOptions, progress=print) -> dict:
         raise OutputError(f"{report_path(opts.output)}: the report path is a folder; remove it or choose another -o")
     app = apps.APPS[opts.app] if opts.app else None
     backend = backends.get(opts.backend)
+    doctor.require(target, opts.app, opts.backend)  # emulation, binutils, libraries: before minutes of work
     source = M.load(opts.model)
     # after loading, which reads but never writes: the external data files the model names are inputs too
     files.refuse_overwriting(outputs, _inputs(opts))
     # check the model, the backend and the app's files before minutes of work
-    backend.check(target, opts.optimize.get("quantize"), source, opts.model)
+    backend.check(target, opts.optimize, source, opts.model)
     backend.requirements(target, opts.runtime_wheel)
     if app:
         app.configure(source, opts.app_options)

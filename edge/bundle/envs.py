@@ -136,7 +136,7 @@ def _create_host(tmp: Path, target: Target, log: Path, progress, pins: list[str]
     missing = [d for d in debs if not _installed(d)]
     if missing:
         raise TargetError(f"the build needs Debian package(s) {', '.join(missing)} on this machine: as root, "
-                          f"apt-get install -y {' '.join(missing)}")
+                          f"`edge doctor --fix {target.name}` (or apt-get install -y {' '.join(missing)})")
     shutil.rmtree(tmp)
     run_logged([sys.executable, "-m", "venv", tmp], log, "creating the venv", progress)
     pip = [tmp / "bin" / "python", "-m", "pip", "install", "--disable-pip-version-check", "--no-input"]

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+from edge import doctor
 from edge.bundle.proc import run_logged
-from edge.errors import TargetError
 
 DEB_ARCH = {"aarch64": "arm64"}
-QEMU_BINFMT = {"aarch64": "qemu-aarch64"}
+QEMU_BINFMT = doctor.QEMU
 BINUTILS = {"aarch64": "aarch64-linux-gnu-"}
 # what the prefix never needs from the dependency closure (package managers, perl, docs)
 SKIP = re.compile(r"^(dpkg|perl.*|libperl.*|tar|install-info|mailcap|mime-support|readline-common|debconf.*|"
@@ -27,18 +26,10 @@ SKIP = re.compile(r"^(dpkg|perl.*|libperl.*|tar|install-info|mailcap|mime-suppor
 CPUINFO = "".join(f"processor\t: {i}\nBogoMIPS\t: 108.00\nFeatures\t: fp asimd evtstrm crc32 cpuid\n"
                   "CPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x0\nCPU part\t: 0xd08\n"
                   "CPU revision\t: 3\n\n" for i in range(4))
-ENABLE_BINFMT = ("as root: apt-get install -y qemu-user-static binfmt-support binutils-aarch64-linux-gnu && "
-                 "mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc 2>/dev/null; "
-                 "update-binfmts --enable qemu-aarch64")
 
 
 def check_emulation(arch: str) -> None:
-    entry = Path("/proc/sys/fs/binfmt_misc") / QEMU_BINFMT[arch]
-    if not entry.exists() or "enabled" not in entry.read_text():
-        raise TargetError(f"{arch} executables cannot run on this machine: binfmt emulation is not enabled. "
-                          f"Enable it once, {ENABLE_BINFMT}")
-    if not shutil.which(f"{BINUTILS[arch]}objdump"):
-        raise TargetError(f"{BINUTILS[arch]}objdump is missing (PyInstaller needs {arch} binutils); {ENABLE_BINFMT}")
+    doctor.require_emulation(arch)
 
 
 def mirror() -> str:

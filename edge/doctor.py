@@ -1,0 +1,332 @@
+"""`edge doctor`: what this machine needs to build for the boards, one line per check with what to do, and
+`--fix` (as root) installing the Debian packages and running the commands that provide it.
+
+Each check is a function registered in CHECKS with the builds it concerns (`applies`); `edge build` runs the
+ones for its own target, app and backend before any work. Standard library only: build.py runs it before the
+virtual environment exists."""
+
+from __future__ import annotations
+
+import ctypes.util
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from edge import targets as T
+from edge.bundle.bootloader import COMPILERS, CROSS_PACKAGE
+from edge.errors import SetupError
+from edge.runtime.fsutil import reason, unwritable
+
+BINFMT = Path("/proc/sys/fs/binfmt_misc")
+QEMU = {"aarch64": "qemu-aarch64"}
+BINUTILS = {"aarch64": "aarch64-linux-gnu-objdump"}
+CACHE_FAIL_BYTES = 1_000_000_000  # a first build environment: ~170-400 MB, plus pip's and apt's downloads
+CACHE_WARN_BYTES = 3_000_000_000
+TMP_WARN_BYTES = 500_000_000  # edge optimize's work folder holds a few copies of the model
+TEST_PACKAGES = ("pulseaudio", "pulseaudio-utils", "libasound2-plugins")  # a private PulseAudio daemon as mic
+
+
+@dataclass
+class Result:
+    check: str
+    status: str  # "ok", "warn" (works, but worse) or "fail" (the build stops)
+    detail: str
+    fix: str = ""  # what to do, in words
+    packages: tuple[str, ...] = ()  # Debian packages that fix it
+    commands: tuple[tuple[str, ...], ...] = ()  # run as root after the packages are installed
+
+    @property
+    def fixable(self) -> bool:
+        return self.status != "ok" and bool(self.packages or self.commands)
+
+    def line(self) -> str:
+        mark = {"ok": "ok  ", "warn": "warn", "fail": "FAIL"}[self.status]
+        return f"{mark} {self.check:<18} {self.detail}" + (f" — {self.fix}" if self.fix else "")
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "commands": [" ".join(c) for c in self.commands]}
+
+
+@dataclass(frozen=True)
+class Need:
+    """What a set of builds uses: boards, apps and backends, and whether the test suite runs too."""
+
+    targets: tuple[T.Target, ...]
+    apps: frozenset[str] = frozenset({"voice-commands"})
+    backends: frozenset[str] = frozenset({"onnxruntime", "mxnet"})
+    tests: bool = False
+    survey: bool = True  # also measure the cache's size (a walk of ~1 GB; `edge build` skips it)
+    host_targets: tuple[T.Target, ...] = field(init=False)
+    emulated_archs: tuple[str, ...] = field(init=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "host_targets", tuple(t for t in self.targets if t.base == "host"))
+        object.__setattr__(self, "emulated_archs",
+                           tuple(sorted({t.arch for t in self.targets if t.base == "debian-prefix"})))
+
+
+# ---- the checks ---------------------------------------------------------------------------------------------
+
+def _deb_installed(package: str) -> bool | None:
+    """True/False from dpkg; None on a system without dpkg."""
+    try:
+        out = subprocess.run(["dpkg-query", "-W", "-f=${Status}", package], capture_output=True, text=True).stdout
+    except OSError:
+        return None
+    return "install ok installed" in out
+
+
+def _library(check: str, lib: str, package: str, why: str) -> Result:
+    found = ctypes.util.find_library(lib)
+    if found or _deb_installed(package):
+        return Result(check, "ok", f"{found or package} ({why})")
+    return Result(check, "fail", f"lib{lib} is missing ({why})", f"install {package}", (package,))
+
+
+def check_python(need: Need) -> Result:
+    try:
+        import ensurepip  # noqa: F401 - `python3 -m venv` needs it; Debian ships it in python3-venv
+    except ImportError:
+        return Result("python", "fail", f"Python {sys.version.split()[0]} without venv/ensurepip",
+                      "install python3-venv", ("python3-venv",))
+    return Result("python", "ok", f"Python {sys.version.split()[0]} with venv ({sys.executable})")
+
+
+def check_portaudio(need: Need) -> Result:
+    return _library("portaudio", "portaudio", "libportaudio2", "bundled into the voice-command executable")
+
+
+def check_mxnet_libraries(need: Need) -> Result:
+    missing = [pkg for lib, pkg in (("gomp", "libgomp1"), ("quadmath", "libquadmath0"))
+               if not ctypes.util.find_library(lib) and not _deb_installed(pkg)]
+    if missing:
+        return Result("mxnet-libraries", "fail", f"{', '.join(missing)} missing (MXNet 1.9.1's libmxnet.so "
+                      "links libgomp and libquadmath)", f"install {' '.join(missing)}", tuple(missing))
+    return Result("mxnet-libraries", "ok", "libgomp and libquadmath (MXNet 1.9.1 converts and runs here)")
+
+
+def _binfmt_commands(arch: str) -> tuple[tuple[str, ...], ...]:
+    mount = () if (BINFMT / "register").exists() else (("mount", "-t", "binfmt_misc", "binfmt_misc", str(BINFMT)),)
+    # an entry the kernel holds but has disabled counts as enabled for update-binfmts: drop it, register anew
+    drop = (("update-binfmts", "--disable", QEMU[arch]),) if (BINFMT / QEMU[arch]).exists() else ()
+    return (*mount, *drop, ("update-binfmts", "--enable", QEMU[arch]))
+
+
+def emulation(arch: str) -> Result:
+    entry = BINFMT / QEMU[arch]
+    qemu = shutil.which(f"{QEMU[arch]}-static")
+    enabled = entry.exists() and "enabled" in entry.read_text()
+    if qemu and enabled:
+        interpreter = next((ln.split()[1] for ln in entry.read_text().splitlines() if ln.startswith("interpreter")),
+                           qemu)
+        return Result(f"emulation-{arch}", "ok", f"{arch} programs run here through binfmt ({interpreter})")
+    packages = () if qemu else ("qemu-user-static", "binfmt-support")
+    what = "qemu-user-static is not installed" if not qemu else f"binfmt entry {entry} is not enabled"
+    return Result(f"emulation-{arch}", "fail", f"{what}: {arch} builds run PyInstaller and the parity gate under "
+                  "qemu user-mode emulation", "install qemu-user-static and enable its binfmt entry", packages,
+                  _binfmt_commands(arch))
+
+
+def binutils(arch: str) -> Result:
+    tool = BINUTILS[arch]
+    found = shutil.which(tool)
+    if found:
+        return Result(f"binutils-{arch}", "ok", f"{found} (PyInstaller reads {arch} libraries with it)")
+    return Result(f"binutils-{arch}", "fail", f"{tool} is missing (PyInstaller needs {arch} binutils)",
+                  "install binutils-aarch64-linux-gnu", ("binutils-aarch64-linux-gnu",))
+
+
+def check_emulation(need: Need) -> list[Result]:
+    return [emulation(arch) for arch in need.emulated_archs]
+
+
+def check_binutils(need: Need) -> list[Result]:
+    return [binutils(arch) for arch in need.emulated_archs]
+
+
+def check_compilers(need: Need) -> list[Result]:
+    results = []
+    for arch in sorted({t.arch for t in need.targets}):
+        compiler, package = COMPILERS[arch], CROSS_PACKAGE.get(arch, "gcc")
+        found = shutil.which(compiler)
+        results.append(Result(f"compiler-{arch}", "ok", f"{found} (builds the onefile bootloader that names a full "
+                              "temporary folder)") if found else
+                       Result(f"compiler-{arch}", "warn", f"{compiler} is missing: {arch} onefile builds use "
+                              "PyInstaller's own bootloader, whose error on a full temporary folder names no folder",
+                              f"install {package}", (package,)))
+    return results
+
+
+def _tree_bytes(path: Path) -> int:
+    total = 0
+    for root, _dirs, names in os.walk(path):
+        for n in names:
+            try:
+                total += os.lstat(os.path.join(root, n)).st_size
+            except OSError:
+                pass
+    return total
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("EDGEPACK_CACHE") or Path.home() / ".cache" / "edgepack")
+
+
+def _existing_parent(path: Path) -> Path:
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def check_cache(need: Need) -> list[Result]:
+    cache = cache_dir()
+    try:
+        return _check_cache(need, cache)
+    except OSError as e:
+        return [Result("cache", "fail", f"{cache}: cannot be read ({reason(e)})",
+                       "set EDGEPACK_CACHE to a writable folder")]
+
+
+def _check_cache(need: Need, cache: Path) -> list[Result]:
+    base = _existing_parent(cache)
+    if not base.is_dir():
+        return [Result("cache", "fail", f"{cache}: cannot be created ({base} is not a folder)",
+                       "set EDGEPACK_CACHE to a writable folder")]
+    problem = unwritable(base)
+    if problem:
+        return [Result("cache", "fail", f"{cache}: {base} is not writable ({reason(problem)})",
+                       "set EDGEPACK_CACHE to a writable folder")]
+    envs = sorted((cache / "envs").glob("*/.ready")) if cache.is_dir() else []
+    unfinished = sorted((cache / "envs").glob("*.tmp-*")) if cache.is_dir() else []
+    names = [e.parent.name.rsplit("-", 1)[0] for e in envs]
+    counted = [f"{n} ×{names.count(n)}" if names.count(n) > 1 else n for n in dict.fromkeys(names)]
+    size = f"{_tree_bytes(cache) / 1e6:.0f} MB, " if need.survey and cache.is_dir() else ""
+    detail = (f"{cache}: {size}{len(envs)} build environment(s)" + (f" ({', '.join(counted)})" if names else "")
+              + (f", {len(unfinished)} unfinished" if unfinished else ""))
+    first = [t.name for t in need.targets if not any(n == t.name or n.startswith(f"{t.name}-") for n in names)]
+    if first:
+        detail += f"; first build for {', '.join(first)} creates one (minutes; PyPI and the Debian mirror)"
+    results = [Result("cache", "warn" if unfinished else "ok", detail,
+                      f"remove {', '.join(str(u) for u in unfinished)} (left by an interrupted build)"
+                      if unfinished else "")]
+    free = shutil.disk_usage(base).free
+    status = "fail" if free < CACHE_FAIL_BYTES and first else "warn" if free < CACHE_WARN_BYTES else "ok"
+    results.append(Result("cache-space", status, f"{free / 1e9:.1f} GB free in {base}",
+                          "" if status == "ok" else "free some space, or set EDGEPACK_CACHE to a roomier disk"))
+    return results
+
+
+def check_tmp(need: Need) -> Result:
+    import tempfile
+
+    tmp = Path(tempfile.gettempdir())
+    problem = unwritable(tmp)
+    if problem:
+        return Result("tmp", "fail", f"{tmp} is not writable ({reason(problem)})", "set TMPDIR to a writable folder")
+    free = shutil.disk_usage(tmp).free
+    status = "warn" if free < TMP_WARN_BYTES else "ok"
+    return Result("tmp", status, f"{free / 1e9:.1f} GB free in {tmp} (edge optimize's work folder)",
+                  "set TMPDIR to a folder with room" if status != "ok" else "")
+
+
+def check_test_audio(need: Need) -> Result:
+    missing = [p for p in TEST_PACKAGES if _deb_installed(p) is False]
+    if missing:
+        return Result("test-audio", "fail", f"{', '.join(missing)} missing (the tests' microphone is a private "
+                      "PulseAudio daemon fed from a pipe)", f"install {' '.join(missing)}", tuple(missing))
+    return Result("test-audio", "ok", "PulseAudio for the tests' microphone")
+
+
+@dataclass(frozen=True)
+class Check:
+    run: Callable[[Need], Result | list[Result]]
+    applies: Callable[[Need], bool]
+
+
+CHECKS: dict[str, Check] = {
+    "python": Check(check_python, lambda n: True),
+    "portaudio": Check(check_portaudio, lambda n: "voice-commands" in n.apps and bool(n.host_targets)),
+    "mxnet-libraries": Check(check_mxnet_libraries,
+                             lambda n: "mxnet" in n.backends and any(t.mxnet.get("mxnet") for t in n.host_targets)),
+    "emulation": Check(check_emulation, lambda n: bool(n.emulated_archs)),
+    "binutils": Check(check_binutils, lambda n: bool(n.emulated_archs)),
+    "compilers": Check(check_compilers, lambda n: True),
+    "cache": Check(check_cache, lambda n: True),
+    "tmp": Check(check_tmp, lambda n: True),
+    "test-audio": Check(check_test_audio, lambda n: n.tests),
+}
+
+
+def run(need: Need) -> list[Result]:
+    results = []
+    for check in CHECKS.values():
+        if check.applies(need):
+            got = check.run(need)
+            results += got if isinstance(got, list) else [got]
+    return results
+
+
+def need_for(names: list[str] | None, tests: bool = False) -> Need:
+    """Every board when none is named."""
+    boards = [T.get(n) for n in names] if names else list(T.all_targets().values())
+    return Need(tuple(boards), tests=tests)
+
+
+# ---- fixing -------------------------------------------------------------------------------------------------
+
+APT_ENV = {"DEBIAN_FRONTEND": "noninteractive"}
+
+
+def fix_plan(results: list[Result]) -> tuple[list[str], list[tuple[str, ...]]]:
+    """(Debian packages to install, commands to run after them) for every fixable check."""
+    packages = sorted({p for r in results if r.fixable for p in r.packages})
+    commands = list(dict.fromkeys(c for r in results if r.fixable for c in r.commands))
+    return packages, commands
+
+
+def fix_command(results: list[Result]) -> str:
+    """The one command a user without root pastes (with sudo) to do what `--fix` does."""
+    packages, commands = fix_plan(results)
+    steps = ([f"apt-get update -qq && apt-get install -y {' '.join(packages)}"] if packages else [])
+    steps += [shlex.join(c) for c in commands]
+    return "sudo sh -c '" + " && ".join(steps) + "'" if steps else ""
+
+
+def fix(results: list[Result], say=print) -> list[str]:
+    """Install and run what the failing checks name; return the commands run. Needs root."""
+    packages, commands = fix_plan(results)
+    if not packages and not commands:
+        return []
+    if os.geteuid() != 0:
+        raise SetupError(f"setting this machine up needs root: {fix_command(results)}")
+    ran = []
+    steps = ([("apt-get", "update", "-qq"), ("apt-get", "install", "-y", "-qq", *packages)] if packages else [])
+    for cmd in [*steps, *commands]:
+        if cmd[0] == "mount" and (BINFMT / "register").exists():  # installing binfmt-support mounted it
+            continue
+        say("running: " + " ".join(cmd))
+        ran.append(" ".join(cmd))
+        r = subprocess.run(cmd, env={**os.environ, **APT_ENV}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                           text=True)
+        if r.returncode != 0:
+            tail = " | ".join([ln for ln in r.stderr.strip().splitlines() if ln.strip()][-3:])
+            raise SetupError(f"`{' '.join(cmd)}` failed ({r.returncode}): {tail or 'no message'}")
+    return ran
+
+
+def require(target: T.Target, app: str | None, backend: str) -> None:
+    """Before a build: refuse with the doctor's line when this machine lacks what the build needs."""
+    need = Need((target,), apps=frozenset({app} if app else ()), backends=frozenset({backend}), survey=False)
+    failed = [r for r in run(need) if r.status == "fail"]
+    if failed:
+        first = failed[0]
+        more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+        how = f"as root, `edge doctor --fix {target.name}` sets it up" + (
+            f" ({fix_command(failed)})" if any(r.fixable for r in failed) else f"; {first.fix}")
+        raise SetupError(f"this machine cannot build for {target.name}: {first.check}: {first.detail}{more}; "
+                          f"{how}")
