@@ -225,9 +225,9 @@ def cmd_doctor(args) -> int:
             print(r.line())
     if failed:
         fix = doctor.fix_command(failed)
-        names = " ".join(args.targets)
+        again = " ".join(["edge doctor --fix", *args.targets, *(["--tests"] if args.tests else [])])
         words = "; ".join(dict.fromkeys(r.fix for r in failed if r.fix and not r.fixable))
-        hint = (f"as root, `edge doctor --fix{' ' + names if names else ''}` installs what is missing ({fix})"
+        hint = (f"as root, `{again}` installs what is missing ({fix})"
                 if fix and not args.fix else words or "see the lines above")
         print(f"edge: error: {len(failed)} check(s) failed: {', '.join(r.check for r in failed)}; {hint}",
               file=sys.stderr)

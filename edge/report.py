@@ -65,7 +65,7 @@ def print_mxnet_preflight(pre) -> None:
     stop = set(pre.blocking)
     for p in pre.after:
         print(f"  {p.node} ({p.op}): {p.reason}" if p in stop else f"  {p}")
-    if pre.blocking and pre.dynamic_inputs:
+    if pre.shape_hint():
         print(f"  {pre.shape_hint()}")
 
 

@@ -96,7 +96,9 @@ def check(model: onnx.ModelProto) -> list[Problem]:
         elif n.op_type in M.QUANTIZED_OPS:
             p("quantized op: MXNet imports float graphs only (build without --quantize, see --backend mxnet)")
         elif n.op_type not in SUPPORTED:
-            p("no MXNet importer translation for this op")
+            computed = [x for x in n.input if x]
+            foldable = bool(computed) and all(x in shape_math or x in consts for x in computed)
+            p("no MXNet importer translation for this op", "fold" if foldable else None)
         elif n.op_type in AXES_AS_INPUT and len(n.input) > 1 and n.input[1]:
             p("axes given as an input (opset >= 13)", "rewrite" if n.input[1] in consts else "fold")
         elif n.op_type == "Softmax" and opset < 13 and ranks.get(n.input[0], 2) > 2:
@@ -139,7 +141,8 @@ class Preflight:
     dynamic_inputs: list[M.TensorSpec] = field(default_factory=list)  # inputs still dynamic after the passes
 
     def shape_hint(self) -> str:
-        return _shape_hint(self.dynamic_inputs)
+        folding = any(p.fix == "fold" for p in self.blocking)
+        return _shape_hint(self.dynamic_inputs) if folding else ""
 
     @property
     def removed(self) -> list[Problem]:
@@ -187,8 +190,9 @@ def refuse(model_path, pre: Preflight) -> None:
 
 def refuse_converted(model_path, model: onnx.ModelProto) -> None:
     """The last guard, on the graph about to be converted (the optimized model)."""
-    _refuse(model_path, blocking(check(model), folded=True),
-            _shape_hint([s for s in M.inputs(model) if not s.is_static]))
+    stop = blocking(check(model), folded=True)
+    dynamic = [s for s in M.inputs(model) if not s.is_static]
+    _refuse(model_path, stop, _shape_hint(dynamic) if any(p.fix == "fold" for p in stop) else "")
 
 
 def _shape_hint(dynamic: list[M.TensorSpec]) -> str:
