@@ -322,11 +322,21 @@ def fix(results: list[Result], say=print) -> list[str]:
 def require(target: T.Target, app: str | None, backend: str) -> None:
     """Before a build: refuse with the doctor's line when this machine lacks what the build needs."""
     need = Need((target,), apps=frozenset({app} if app else ()), backends=frozenset({backend}), survey=False)
-    failed = [r for r in run(need) if r.status == "fail"]
-    if failed:
-        first = failed[0]
-        more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
-        how = f"as root, `edge doctor --fix {target.name}` sets it up" + (
-            f" ({fix_command(failed)})" if any(r.fixable for r in failed) else f"; {first.fix}")
-        raise SetupError(f"this machine cannot build for {target.name}: {first.check}: {first.detail}{more}; "
-                          f"{how}")
+    _refuse(f"build for {target.name}", target.name, run(need))
+
+
+def require_emulation(arch: str) -> None:
+    """Before running (or packaging in) an emulated build environment of `arch`."""
+    _refuse(f"run {arch} programs", "", [emulation(arch), binutils(arch)])
+
+
+def _refuse(doing: str, board: str, results: list[Result]) -> None:
+    failed = [r for r in results if r.status == "fail"]
+    if not failed:
+        return
+    first = failed[0]
+    more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+    command = " ".join(["edge doctor --fix", *([board] if board else [])])
+    how = f"as root, `{command}` sets it up" + (
+        f" ({fix_command(failed)})" if any(r.fixable for r in failed) else f"; {first.fix}")
+    raise SetupError(f"this machine cannot {doing}: {first.check}: {first.detail}{more}; {how}")

@@ -236,13 +236,18 @@ def concrete_shape(spec: TensorSpec, hint: str = "") -> tuple[int, ...]:
         elif i == 0:
             dims.append(1)
         else:
-            example = ",".join(str(x) if isinstance(x, int) and x > 0 else ("1" if j == 0 else "N")
-                               for j, x in enumerate(spec.shape))
-            raise ShapeError(
-                f"input '{spec.name}' dimension {i} ('{d or '?'}') is dynamic and needs a value: "
-                f"give it with --input-shape {spec.name}={example} (N = the size you use){hint}"
-            )
+            raise ShapeError(f"input '{spec.name}' dimension {i} ('{d or '?'}') is dynamic and needs a value: "
+                             f"give it with {shape_example(spec)}{hint}")
     return tuple(dims)
+
+
+def shape_example(spec: TensorSpec) -> str:
+    """`--input-shape x=1,3,D2,D3 (D2, D3: the sizes you use)`: fixed sizes kept, a dynamic batch as 1."""
+    shape = spec.shape or ()
+    dims = [str(d) if isinstance(d, int) and d > 0 else "1" if i == 0 else f"D{i}" for i, d in enumerate(shape)]
+    unknown = [d for d in dims[1:] if d.startswith("D")]
+    return f"--input-shape {spec.name}={','.join(dims)}" + (f" ({', '.join(unknown)}: the sizes you use)"
+                                                              if unknown else "")
 
 
 def random_inputs(specs: list[TensorSpec], count: int, seed: int = 0) -> list[dict[str, np.ndarray]]:

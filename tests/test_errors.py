@@ -117,7 +117,8 @@ def test_dynamic_dimension_without_a_size(tmp_path):
     del model.graph.node[0].input[1:]
     del model.graph.initializer[:]
     onnx.save(model, str(path))
-    line = _fails(tmp_path, path, code=5, words=["input 'x'", "dimension 1", "'width'", "--input-shape x=1,N"])
+    line = _fails(tmp_path, path, code=5,
+                  words=["input 'x'", "dimension 1", "'width'", "--input-shape x=1,D1 (D1: the sizes you use)"])
     assert "--eval" in line
 
 

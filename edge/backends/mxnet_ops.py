@@ -107,7 +107,7 @@ def check(model: onnx.ModelProto) -> list[Problem]:
         elif n.op_type == "Conv" and str(attr(n, "auto_pad", b"NOTSET"), "ascii") in ("SAME_UPPER", "SAME_LOWER"):
             p("auto_pad=SAME_*: the importer ignores it (wrong output shape, no error)", "rewrite")
         elif n.op_type == "Reshape" and n.input[1] not in consts:
-            p("target shape computed at run time (Shape→Gather→Concat)", "fold")
+            p("target shape computed at run time (a Shape→…→Concat chain)", "fold")
         elif n.op_type == "Flatten" and attr(n, "axis", 1) != 1:
             p(f"Flatten axis={attr(n, 'axis')}: the importer flattens from axis 1 only")
         elif n.op_type == "MatMul" and (ranks.get(n.input[0], 2) > 2 or ranks.get(n.input[1], 2) > 2):
@@ -198,11 +198,9 @@ def refuse_converted(model_path, model: onnx.ModelProto) -> None:
 def _shape_hint(dynamic: list[M.TensorSpec]) -> str:
     if not dynamic:
         return ""
-    examples = " ".join(f"--input-shape {s.name}=" + ",".join(
-        str(d) if isinstance(d, int) else "1" if i == 0 else "N" for i, d in enumerate(s.shape or ())) for s in dynamic)
+    examples = "; ".join(M.shape_example(s) for s in dynamic)
     return (f"input(s) {', '.join(s.name for s in dynamic)} have dynamic dimensions, and shape computations "
-            f"(Shape→Slice/Gather→Concat) fold away only at fixed shapes: give them, e.g. {examples} "
-            "(N = the size you use)")
+            f"(Shape→Slice/Gather→Concat) fold away only at fixed shapes: give them, e.g. {examples}")
 
 
 def _refuse(model_path, stop: list[Problem], hint: str) -> None:
