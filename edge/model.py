@@ -94,27 +94,25 @@ def _load_external_data(model: onnx.ModelProto, path: Path) -> None:
 
 
 def name_dynamic_dims(model: onnx.ModelProto) -> list[str]:
-    """Dimensions written as `dim_value: -1` (PaddlePaddle, some TensorFlow converters) or `dim_value: 0` are
-    dynamic: graph inputs and outputs get a name (`x_d0`), value_info loses the size (shape inference redoes it).
-    Left as they are, shape inference, onnxruntime and --input-shape would take them as real sizes.
+    """Dimensions written as `dim_value: -1` (older paddle2onnx, some TensorFlow converters) or `dim_value: 0`
+    are dynamic: each becomes a named one (`x_d0` for dimension 0 of `x`) in graph inputs, outputs and
+    value_info. Left as they are, shape inference, onnxruntime and --input-shape take them as real sizes.
     Returns what was changed, e.g. ["x[0]=-1"]."""
     changed = []
 
-    def fix(values, name_them: bool, graph) -> None:
+    def fix(values) -> None:
         for vi in values:
             if not vi.type.tensor_type.HasField("shape"):
                 continue
             for i, d in enumerate(vi.type.tensor_type.shape.dim):
                 if d.HasField("dim_value") and d.dim_value <= 0:
                     changed.append(f"{vi.name}[{i}]={d.dim_value}")
-                    d.ClearField("dim_value")
-                    if name_them:
-                        d.dim_param = f"{vi.name}_d{i}"
+                    d.dim_param = f"{vi.name}_d{i}"  # clears dim_value: the two are a oneof
 
     def walk(graph) -> None:
-        fix(graph.input, True, graph)
-        fix(graph.output, True, graph)
-        fix(graph.value_info, False, graph)
+        fix(graph.input)
+        fix(graph.output)
+        fix(graph.value_info)
         for node in graph.node:
             for a in node.attribute:
                 for sub in [a.g] if a.type == onnx.AttributeProto.GRAPH else a.graphs:

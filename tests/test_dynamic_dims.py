@@ -80,6 +80,16 @@ def test_dynamic_sizes_come_from_the_eval_data(paddle, tmp_path):
     assert rel_diff(_reference(paddle, x[:7]), run_onnx(out, {"x": x[:7]})[0]) <= TOLERANCE  # any batch
 
 
+def test_without_the_lossless_passes_no_minus_one_is_left_either(paddle, tmp_path):
+    out = tmp_path / "plain.onnx"
+    edge("optimize", paddle, "-o", out, "--no-lossless", "--eval", paddle.parent / "eval.npz")
+    dims = dict(_dims(onnx.load(out)))
+    assert dims["x"] == ["x_d0", 3, "x_d2", "x_d3"] and dims["probs"] == ["probs_d0", 4]
+    assert all((isinstance(d, int) and d > 0) or d for v in dims.values() for d in v), dims
+    x, _ = _eval(paddle)
+    assert rel_diff(_reference(paddle, x[:3]), run_onnx(out, {"x": x[:3]})[0]) <= TOLERANCE
+
+
 def test_a_size_nobody_gave_is_named(paddle, tmp_path):
     r = edge("optimize", paddle, "-o", tmp_path / "o.onnx", check=False)
     assert r.returncode == 5 and "Traceback" not in r.stderr
