@@ -147,15 +147,17 @@ def window_scores(model_path: Path, labels_path: Path, wav: Path) -> tuple[np.nd
     from edge import model as M
     from edge.bundle.apps import VOICE_COMMANDS
     from edge.runtime.audio.app import Listener
+    from edge.runtime.audio.settings import ListenConfig, VoiceSettings
     from edge.runtime.ort import open_session
 
     m = onnx.load(str(model_path))
     manifest = {"app": VOICE_COMMANDS.configure(m, {"labels": labels_path}),
                 "inputs": [s.as_dict() for s in M.inputs(m)], "outputs": [s.as_dict() for s in M.outputs(m)]}
     app = manifest["app"]
-    args = argparse.Namespace(hop_ms=round(app["hop_s"] * 1000), threshold=[], smooth=1, refractory=1.0,
-                              verbose=False)
-    listener = Listener(open_session(model_path, 1), manifest, args, out=None)
+    settings = VoiceSettings.from_dict(app)
+    config = ListenConfig.defaults(settings, smooth=1, refractory_s=1.0)
+    listener = Listener(open_session(model_path, 1), settings, config, [o["name"] for o in manifest["outputs"]],
+                        out=None)
     listener.detector = recorder = _Recorder()
     r = WavReader(wav)
     assert r.rate == features.SAMPLE_RATE and r.channels == 1, wav

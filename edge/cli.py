@@ -70,6 +70,9 @@ def optimize_fields(args) -> dict:
 
 
 def parser() -> argparse.ArgumentParser:
+    from edge import backends
+    from edge.bundle import apps
+
     p = _Parser(prog="edge", description="Prune, quantize and package ONNX models for edge boards.")
     p.add_argument("--version", action="version", version=f"edgepack {__version__}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -78,7 +81,7 @@ def parser() -> argparse.ArgumentParser:
     ins.add_argument("model", type=Path)
     ins.add_argument("--json", action="store_true", help="print JSON instead of a table")
     ins.add_argument("--tensors", action="store_true", help="also list every node with its input/output tensors")
-    ins.add_argument("--backend", choices=["onnxruntime", "mxnet"],
+    ins.add_argument("--backend", choices=backends.NAMES,
                      help="also check that this backend can take every node (mxnet: lists what its importer refuses, "
                           "in the file and after the lossless passes a build runs)")
     ins.add_argument("--input-shape", action="append", metavar="NAME=D1,D2,...",
@@ -103,13 +106,14 @@ def parser() -> argparse.ArgumentParser:
                           "boards with a small /tmp can use e.g. /var/tmp or a folder beside the executable)")
     bld.add_argument("--runtime-wheel", type=Path, metavar="WHEEL",
                      help="an onnxruntime wheel to use instead of PyPI's (e.g. a vendor build for Jetson)")
-    bld.add_argument("--backend", choices=["onnxruntime", "mxnet"], default="onnxruntime",
+    bld.add_argument("--backend", choices=backends.NAMES, default="onnxruntime",
                      help="inference runtime inside the executable (default onnxruntime; mxnet: x86_64, float models)")
-    bld.add_argument("--app", choices=["voice-commands"],
-                     help="what the executable runs besides the bare model: voice-commands listens to a microphone "
-                          "or WAV file and prints detected keywords")
-    bld.add_argument("--labels", type=Path, metavar="FILE.json",
-                     help="class names in output order, for --app voice-commands (demos/kws/model/labels.json)")
+    bld.add_argument("--app", choices=list(apps.APPS),
+                     help="what the executable runs besides the bare model: "
+                          + "; ".join(f"{a.name}: {a.description}" for a in apps.APPS.values()))
+    for app in apps.APPS.values():
+        for o in app.options:
+            bld.add_argument(o.flag, dest=f"app_{o.dest}", type=o.type, metavar=o.metavar, help=o.help)
     add_optimize_options(bld)
 
     run = sub.add_parser("run", help="run an edgepack executable here (emulated if built for another arch)")
@@ -182,11 +186,24 @@ def cmd_build(args) -> int:
     opts = builder.BuildOptions(model=args.model, output=args.output, target=args.target, onedir=args.onedir,
                                 threads=args.threads, runtime_wheel=args.runtime_wheel,
                                 optimize=optimize_fields(args), app=args.app, backend=args.backend,
-                                app_options={"labels": args.labels}, runtime_tmpdir=args.runtime_tmpdir)
-    if args.labels and not args.app:
-        raise UsageError("--labels goes with --app voice-commands")
+                                app_options=_app_options(args), runtime_tmpdir=args.runtime_tmpdir)
     builder.build(opts, progress=lambda text: print(text, file=sys.stderr, flush=True))
     return 0
+
+
+def _app_options(args) -> dict:
+    """The chosen app's own flags; another app's flag given is a usage error."""
+    from edge.bundle import apps
+
+    chosen = {}
+    for app in apps.APPS.values():
+        for o in app.options:
+            value = getattr(args, f"app_{o.dest}")
+            if value is not None and app.name != args.app:
+                raise UsageError(f"{o.flag} goes with --app {app.name}")
+            if app.name == args.app:
+                chosen[o.dest] = value
+    return chosen
 
 
 def cmd_targets(args) -> int:

@@ -1,8 +1,11 @@
 """The user-facing error family: each kind has its own exit code and says what to do next.
 
 Anything raised as an EdgeError is printed as one line (`edge: error: ...`) with no traceback.
-Any other exception is a bug in edgepack and keeps its traceback.
+Any other exception is a bug in edgepack and keeps its traceback; a library's exception that explains a
+user's problem is quoted with `one_line`.
 """
+
+import re
 
 
 class EdgeError(Exception):
@@ -83,3 +86,17 @@ class SetupError(EdgeError):
     """This machine lacks a tool or library a build needs (`edge doctor` says which; `--fix` installs it)."""
 
     exit_code = 13
+
+
+ONE_LINE_MAX = 600  # characters: onnxruntime's explaining sentence often comes after a long node name
+
+
+def one_line(e: BaseException) -> str:
+    """A library exception as one line: its lines joined, the "[ONNXRuntimeError] : 1 : FAIL :" prefix dropped,
+    long middles (node listings, paths) cut rather than the end, where the explanation usually is."""
+    text = " ".join(line.strip() for line in str(e).strip().splitlines() if line.strip())
+    text = re.sub(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ", "", text)
+    if len(text) > ONE_LINE_MAX:
+        half = ONE_LINE_MAX // 2
+        text = f"{text[:half]} … {text[-half:]}"
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__

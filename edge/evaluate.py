@@ -12,16 +12,15 @@ import onnxruntime as ort
 
 from edge import stats
 from edge.errors import DataError
+from edge.runtime.ort import inference_session
 
-PARITY_RTOL = 1e-4  # lossless passes: max |diff| <= PARITY_RTOL * max(1, max |reference|)
+# the one parity tolerance: lossless passes, the MXNet conversion and the finished executable are each held to
+# max |diff| <= PARITY_RTOL * max(1, max |reference|)
+PARITY_RTOL = 1e-4
 
 
 def session(model: onnx.ModelProto, threads: int = 1) -> ort.InferenceSession:
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    so.log_severity_level = 3
-    return ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    return inference_session(model.SerializeToString(), threads)
 
 
 def run_all(sess: ort.InferenceSession, feeds: list[dict[str, np.ndarray]], source: str = "") -> list[list[np.ndarray]]:

@@ -14,7 +14,7 @@ import onnx
 
 from edge import __version__, data, evaluate, files
 from edge import model as M
-from edge.errors import AccuracyGateError, EdgeError, ModelError, OutputError, UsageError
+from edge.errors import AccuracyGateError, EdgeError, ModelError, OutputError, UsageError, one_line
 from edge.passes import Context, Outcome, Pass, graph, quantize
 from edge.passes.channels import PRUNE_CHANNELS
 from edge.passes.weights import PRUNE_WEIGHTS
@@ -119,14 +119,14 @@ class Runner:
             if not p.lossless:
                 raise
             # a library step that cannot handle this graph: keep the model as it was and say so
-            result, outcome = model, Outcome(status="skipped").note(f"failed: {graph.one_line(e)}")
+            result, outcome = model, Outcome(status="skipped").note(f"failed: {one_line(e)}")
         record["status"] = outcome.pop("status", "applied")
         if check_parity and result is not model:
             try:
                 diff = evaluate.max_rel_diff(reference_outputs, evaluate.run_all(evaluate.session(result),
                                                                                   self.ctx.parity_feeds))
             except Exception as e:
-                diff, outcome = float("inf"), outcome.note(f"the result does not run: {graph.one_line(e)}")
+                diff, outcome = float("inf"), outcome.note(f"the result does not run: {one_line(e)}")
             record["parity_max_rel_diff"] = diff
             if not diff <= evaluate.PARITY_RTOL:
                 outcome.note(f"reverted: changed outputs by {diff:.3g} (> {evaluate.PARITY_RTOL})")
@@ -189,7 +189,7 @@ def _run(opts: Options, original: onnx.ModelProto, progress) -> tuple[dict, onnx
         except EdgeError:
             raise
         except Exception as e:
-            raise ModelError(f"{opts.model}: onnxruntime cannot run this model: {graph.one_line(e)}") from None
+            raise ModelError(f"{opts.model}: onnxruntime cannot run this model: {one_line(e)}") from None
         if eval_data is not None and eval_data.labels is not None:
             data.check_labels(eval_data, ref_parity[0][0])
         current = reference

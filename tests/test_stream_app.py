@@ -2,7 +2,6 @@
 step to the next (demos/kws/assemble.py makes the real one). A small real ONNX model, run by onnxruntime
 through the app's own Listener, checks the plumbing exactly; apps.py refuses contracts the model breaks."""
 
-import argparse
 import json
 
 import numpy as np
@@ -14,6 +13,7 @@ from edge import model as M
 from edge.bundle.apps import VOICE_COMMANDS
 from edge.errors import DataError, ModelError
 from edge.runtime.audio.app import Listener
+from edge.runtime.audio.settings import ListenConfig, VoiceSettings
 from edge.runtime.ort import open_session
 
 CHUNK, AUDIO, STATE = 320, 480, 4
@@ -64,8 +64,10 @@ def test_listener_feeds_audio_and_carries_state_every_step(tmp_path):
     manifest = manifest_for(stream_model(path), labels_file(tmp_path / "labels.json"))
     app = manifest["app"]
     assert app["hop_s"] == CHUNK / 16000 and app["logmel"] == "logmel" and app["stream"]["audio_samples"] == AUDIO
-    args = argparse.Namespace(hop_ms=20, threshold=["0.99"], smooth=1, refractory=1.0, verbose=False)
-    listener = Listener(open_session(path, 1), manifest, args, out=lambda d: None)
+    settings = VoiceSettings.from_dict(app)
+    config = ListenConfig.defaults(settings, hop_ms=20, threshold=0.99, smooth=1, refractory_s=1.0)
+    listener = Listener(open_session(path, 1), settings, config, [o["name"] for o in manifest["outputs"]],
+                        out=lambda d: None)
     x = np.random.default_rng(0).uniform(-0.5, 0.5, 60 * CHUNK + 100).astype(np.float32)
     for i in range(0, len(x), 777):  # blocks that do not line up with steps
         listener.feed(x[i : i + 777])

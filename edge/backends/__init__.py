@@ -38,7 +38,15 @@ class Backend(Protocol):
         """(library, folder in the bundle) pairs PyInstaller would miss."""
 
 
-def get(name: str) -> Backend:
-    from edge.backends import mxnet, onnxruntime
+NAMES = ("onnxruntime", "mxnet")  # the registry: edge/backends/<name>.py defines BACKEND
 
-    return {"onnxruntime": onnxruntime.BACKEND, "mxnet": mxnet.BACKEND}[name]
+
+def get(name: str) -> Backend:
+    import importlib
+
+    return importlib.import_module(f"edge.backends.{name}").BACKEND
+
+
+def runtime_modules() -> set[str]:
+    """The device-side module of every backend (a bundle carries only its own)."""
+    return {get(n).runtime_module for n in NAMES}

@@ -16,7 +16,7 @@ from edge.backends import mxnet_ops, mxnet_rewrites
 from edge.errors import BackendError, BuildError, TargetError
 
 CONVERTER = Path(__file__).resolve().parent / "mx_convert.py"
-TOLERANCE = 1e-4  # relative to max(1, max |onnxruntime|), as the executable's parity gate
+TOLERANCE = evaluate.PARITY_RTOL  # MXNet against onnxruntime, as the executable's parity gate
 FLOAT_ONLY = ("int8", "int8-dynamic", "fp16")
 
 

@@ -14,20 +14,34 @@ from edge import model as M
 from edge.errors import DataError, ModelError
 from edge.files import check_readable_file
 from edge.runtime.audio import features
+from edge.runtime.audio.settings import VoiceSettings
+
+
+@dataclass(frozen=True)
+class BuildOption:
+    """A flag an app adds to `edge build`; its value reaches `configure` as options[dest]."""
+
+    flag: str
+    dest: str
+    help: str
+    type: Callable = str
+    metavar: str | None = None
 
 
 @dataclass(frozen=True)
 class App:
     name: str
     description: str
+    module: str  # edge/runtime/<module>.py's main(argv, manifest, name) runs the executable
     runtime_packages: tuple[str, ...]  # subpackages of edge/runtime staged into the executable
     pip: tuple[str, ...]  # extra pins for the build environment
     debs: tuple[str, ...]  # extra Debian packages for prefix-based (emulated) build environments
     hidden: tuple[str, ...]  # modules imported lazily, invisible to PyInstaller's analysis
     keep: tuple[str, ...]  # modules the bare runtime excludes but this app needs
     system_libraries: tuple[str, ...]  # libraries the board must provide: never bundled
-    configure: Callable[[onnx.ModelProto, dict], dict]  # (model, options) -> manifest["app"]
+    configure: Callable[[onnx.ModelProto, dict], dict]  # (model, options) -> the manifest's app settings
     default_threads: int | None = None  # inference threads unless `edge build --threads`; None: the target's
+    options: tuple[BuildOption, ...] = ()  # flags this app adds to `edge build`
 
 
 def _read_labels(path: Path | None) -> dict:
@@ -133,8 +147,7 @@ def _voice_commands(model: onnx.ModelProto, options: dict) -> dict:
     # benchmarks/voice.py's sweep on 62 min of keyword-free speech and noise: for the DS-CNN alone, 0.8 over 5
     # windows gave 6.8 false alarms/h at 62% detection of held-out voices; a model may bring its own
     detector = {"threshold": 0.8, "smooth": 5, "refractory_s": 1.0, **dict(meta.get("detector") or {})}
-    return {
-        "name": "voice-commands",
+    return VoiceSettings.from_dict({
         "labels": labels,
         "scores": "probabilities" if kind.startswith("prob") else "logits",
         "sample_rate": features.SAMPLE_RATE,
@@ -151,13 +164,14 @@ def _voice_commands(model: onnx.ModelProto, options: dict) -> dict:
         # what the model is made of, its licences and attributions, shown by --info (the labels file's
         # "model_card": an object; free-form, not read by the device)
         "model_card": meta.get("model_card") if isinstance(meta.get("model_card"), dict) else None,
-    }
+    }).as_dict()
 
 
 VOICE_COMMANDS = App(
     name="voice-commands",
     description="keyword spotting from a microphone or WAV file (log-mel and/or raw-audio stream models, smoothing, "
                 "refractory)",
+    module="audio.app",
     runtime_packages=("audio",),
     # 0.5.6: the version tested here; its PortAudio comes from the build system (libportaudio2), bundled
     pip=("sounddevice==0.5.6",),
@@ -171,6 +185,8 @@ VOICE_COMMANDS = App(
     # slower than it computes. Measured on the demo's ensemble, x86_64, paced like a microphone (60 s of
     # keywords.wav): 2.39 ms a step with 1 thread, 2.78 ms with 2 (benchmarks/voice.py, "paced")
     default_threads=1,
+    options=(BuildOption("--labels", "labels", "class names in output order, for --app voice-commands "
+                         "(demos/kws/model/labels.json)", Path, "FILE.json"),),
 )
 
 APPS = {a.name: a for a in (VOICE_COMMANDS,)}

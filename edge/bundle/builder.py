@@ -4,7 +4,6 @@ bundle, verify it, and only then put it at the output path with its report."""
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -17,6 +16,8 @@ from edge import __version__, backends, data, doctor, files, pipeline, targets
 from edge import model as M
 from edge.bundle import apps, contents, elf, envs, pyinstaller, verify
 from edge.errors import BuildError, OutputError
+from edge.runtime.manifest import Manifest, ModelFile, Optimization, Part, Tensor
+from edge.runtime.manifest import Target as ManifestTarget
 
 VERIFY_SAMPLES = 8
 
@@ -68,27 +69,29 @@ def bundle_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
 
 
-def manifest(name: str, model: onnx.ModelProto, packaged: dict, target, threads: int, opt_report: dict) -> dict:
+def manifest(name: str, model: onnx.ModelProto, packaged: dict, target, threads: int, opt_report: dict,
+             backend, app=None, app_settings: dict | None = None, runtime_tmpdir: str | None = None) -> Manifest:
     ev = opt_report["evaluation"]
-    return {
-        "format": 1,
-        "name": name,
-        "model": {"file": packaged["file"], "sha256": M.sha256(model), "bytes": model.ByteSize(),
-                  "source": Path(opt_report["input"]["path"]).name, "source_sha256": opt_report["input"]["sha256"]},
-        "inputs": [s.as_dict() for s in M.inputs(model)],
-        "outputs": [s.as_dict() for s in M.outputs(model)],
-        "backend": packaged["backend"],
-        "target": {"name": target.name, "arch": target.arch, "glibc_floor": target.glibc_floor},
-        "threads": threads,
-        "optimization": {
-            "passes": [p["name"] for p in opt_report["passes"] if p["status"] in ("applied", "fallback")],
-            "size_bytes": [ev["original"]["size_bytes"], ev["optimized"]["size_bytes"]],
-            "accuracy": [ev["original"]["accuracy"], ev["optimized"]["accuracy"]],
-            "top1_agreement": ev["comparison"]["top1_agreement"],
-        },
-        "edgepack": __version__,
-        "built": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
+    spec = packaged["backend"]
+    return Manifest(
+        name=name,
+        model=ModelFile(file=packaged["file"], sha256=M.sha256(model), bytes=model.ByteSize(),
+                        source=Path(opt_report["input"]["path"]).name, source_sha256=opt_report["input"]["sha256"]),
+        inputs=[Tensor.from_dict(s.as_dict()) for s in M.inputs(model)],
+        outputs=[Tensor.from_dict(s.as_dict()) for s in M.outputs(model)],
+        backend=Part(spec["name"], backend.runtime_module, {k: v for k, v in spec.items() if k != "name"}),
+        target=ManifestTarget(target.name, target.arch, target.glibc_floor),
+        threads=threads,
+        optimization=Optimization(
+            passes=[p["name"] for p in opt_report["passes"] if p["status"] in ("applied", "fallback")],
+            size_bytes=[ev["original"]["size_bytes"], ev["optimized"]["size_bytes"]],
+            accuracy=[ev["original"]["accuracy"], ev["optimized"]["accuracy"]],
+            top1_agreement=ev["comparison"]["top1_agreement"]),
+        edgepack=__version__,
+        built=datetime.now(UTC).isoformat(timespec="seconds"),
+        app=Part(app.name, app.module, app_settings or {}) if app else None,
+        runtime_tmpdir=runtime_tmpdir,
+    )
 
 
 def report_path(output: Path) -> Path:
@@ -163,12 +166,9 @@ def _build(opts: BuildOptions, target, app, backend, work: Path, steps: Steps) -
     feeds = _verify_feeds(opts, optimized)
     packaged = steps.run(f"package for {backend.name}", backend.package, optimized_path, optimized, payload, env,
                          work, feeds, steps.say)
-    man = manifest(name, optimized, packaged, target, threads, opt_report)
-    if app:
-        man["app"] = app.configure(optimized, opts.app_options)
-    if opts.runtime_tmpdir:
-        man["runtime_tmpdir"] = opts.runtime_tmpdir
-    (payload / "manifest.json").write_text(json.dumps(man, indent=2))
+    man = manifest(name, optimized, packaged, target, threads, opt_report, backend, app,
+                   app.configure(optimized, opts.app_options) if app else None, opts.runtime_tmpdir)
+    (payload / "manifest.json").write_text(man.dumps())
     log = envs.cache_dir() / "logs" / f"pyinstaller-{name}.log"
     log.unlink(missing_ok=True)
     boot = None if opts.onedir else steps.run("bootloader", pyinstaller.choose_bootloader, env, target.arch,
@@ -184,13 +184,13 @@ def _build(opts: BuildOptions, target, app, backend, work: Path, steps: Steps) -
     steps.say(f"glibc: bundle needs {elf_report['glibc_needed']}, target allows {target.glibc_floor}; "
               f"{elf_report['elf_files']} ELF files, all {target.arch}")
     checked = steps.run("verify" + (" (emulated)" if env.emulated else ""), verify.verify, built, optimized,
-                        feeds, work, env=env.run_env(), manifest=man, cross_arch=env.emulated)
+                        feeds, work, env=env.run_env(), manifest=man.as_dict(), cross_arch=env.emulated)
     steps.say(f"verified: {checked['samples']} samples, max relative difference {checked['max_rel_diff']:.2g}")
     size = bundle_size(built)
     report = {
         "edgepack": __version__, "output": str(opts.output), "format": "onedir" if opts.onedir else "onefile",
         "bytes": size, "sha256": None if opts.onedir else _sha256(built),
-        "target": target.as_dict(), "manifest": man, "build_env": env.as_dict(),
+        "target": target.as_dict(), "manifest": man.as_dict(), "build_env": env.as_dict(),
         "runtime_wheel": {"path": str(opts.runtime_wheel), "sha256": _sha256(opts.runtime_wheel)}
         if opts.runtime_wheel else None,
         "backend": {**packaged["backend"], **packaged["report"]},

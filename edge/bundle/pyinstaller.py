@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from edge import backends
 from edge.backends import Backend
 from edge.bundle import bootloader, elf
 from edge.bundle.apps import App
@@ -72,7 +73,7 @@ def stage_runtime(stage: Path, backend_module: str, packages: tuple[str, ...] = 
     (pkg / "runtime").mkdir(parents=True)
     (pkg / "__init__.py").write_text('"""edgepack device runtime (host side not included)."""\n')
     for f in RUNTIME_SRC.glob("*.py"):
-        if f.stem not in ("ort", "mx") or f.stem == backend_module:
+        if f.stem not in backends.runtime_modules() or f.stem == backend_module:
             shutil.copy2(f, pkg / "runtime" / f.name)
     for sub in packages:  # an app's code, e.g. audio/
         shutil.copytree(RUNTIME_SRC / sub, pkg / "runtime" / sub, ignore=shutil.ignore_patterns("__pycache__"))

@@ -16,7 +16,7 @@ from edge import model as M
 from edge.bundle.proc import run_captured
 from edge.errors import VerifyError
 
-TOLERANCE = 1e-4  # relative to max(1, max |reference|); same onnxruntime version on both sides
+TOLERANCE = evaluate.PARITY_RTOL  # same onnxruntime version on both sides
 # int8 kernels round differently on another architecture (ARM's requantization against x86's): measured up
 # to 1.1e-2 on the keyword model under qemu. Such builds must keep every top-1 class and stay within this.
 INT8_CROSS_ARCH_TOLERANCE = 5e-2

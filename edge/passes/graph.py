@@ -4,15 +4,13 @@ here only chooses, configures and reports."""
 
 from __future__ import annotations
 
-import re
-
 import onnx
 import onnxoptimizer
 import onnxruntime as ort
 from onnx import shape_inference
 
 from edge import model as M
-from edge.errors import UsageError
+from edge.errors import UsageError, one_line
 from edge.passes import Context, Outcome
 
 # onnxoptimizer passes that are exact rewrites (no numerical change beyond float rounding of BN folding).
@@ -220,20 +218,6 @@ def _copy(model):
     out = onnx.ModelProto()
     out.CopyFrom(model)
     return out
-
-
-ONE_LINE_MAX = 600  # characters: onnxruntime's explaining sentence often comes after a long node name
-
-
-def one_line(e: BaseException) -> str:
-    """A library exception as one line: its lines joined, the "[ONNXRuntimeError] : 1 : FAIL :" prefix dropped,
-    long middles (node listings, paths) cut rather than the end, where the explanation usually is."""
-    text = " ".join(line.strip() for line in str(e).strip().splitlines() if line.strip())
-    text = re.sub(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ", "", text)
-    if len(text) > ONE_LINE_MAX:
-        half = ONE_LINE_MAX // 2
-        text = f"{text[:half]} … {text[-half:]}"
-    return f"{type(e).__name__}: {text}" if text else type(e).__name__
 
 
 CUT = CutSubgraph()

@@ -18,9 +18,8 @@ from onnxruntime.quantization import (
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from edge import model as M
-from edge.errors import QuantizationError, UsageError
+from edge.errors import QuantizationError, UsageError, one_line
 from edge.passes import Context, Outcome
-from edge.passes.graph import one_line
 
 CALIBRATION_METHODS = {
     "minmax": CalibrationMethod.MinMax,

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
+
+from .manifest import Manifest
 
 DATA_DIR = "edgepack"  # folder name inside the bundle
 
@@ -14,9 +15,9 @@ def root() -> Path:
     return Path(getattr(sys, "_MEIPASS", Path(__file__).resolve().parent)) / DATA_DIR
 
 
-def manifest() -> dict:
-    return json.loads((root() / "manifest.json").read_text())
+def manifest() -> Manifest:
+    return Manifest.load(root() / "manifest.json")
 
 
-def model_path(m: dict) -> Path:
-    return root() / m["model"]["file"]
+def model_path(m: Manifest) -> Path:
+    return root() / m.model.file

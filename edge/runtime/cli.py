@@ -1,294 +1,33 @@
-"""The executable's own command line: --info, --input/--output, --samples, --bench, --threads."""
+"""The executable's entry: read the manifest, then hand the command line to what it names — the app's
+module (`app.module`), or the bare model's command line."""
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
+import importlib
 import sys
-import time
 from pathlib import Path
 
-import numpy as np
+from . import bundled, model_cli, stop
+from .manifest import ManifestError
 
-from . import arrays, bundled, stop
-from .fsutil import reason, same_path, unwritable
-from .session import Spec, open_session, specs
-
-EXIT_USAGE = 2  # wrong flags, input names, shapes or dtypes, unreadable input files
-EXIT_RUNTIME = 3  # the model or backend failed, or the machine ran out of memory
-EXIT_OUTPUT = 5  # the --output file cannot be written
-MAX_BENCH_RUNS = 10_000_000
-
-
-class InputError(Exception):
-    pass
-
-
-class OutputError(Exception):
-    pass
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        raise InputError(message)
-
-
-def parser(name: str) -> argparse.ArgumentParser:
-    p = _Parser(prog=name, description="Run the model packed into this executable (edgepack).")
-    p.add_argument("--info", action="store_true", help="print the manifest (model, inputs, backend, build) as JSON")
-    p.add_argument("--input", action="append", default=[], metavar="NAME=FILE.npy",
-                   help="an input array (repeatable); a bare FILE.npy when the model has one input")
-    p.add_argument("paths", nargs="*", metavar="FILE.npy", help="same as --input FILE.npy")
-    p.add_argument("--samples", type=Path, metavar="FILE.npz",
-                   help="run every sample of an .npz (one array per input, first axis = samples)")
-    p.add_argument("--output", type=Path, metavar="OUT.npz", help="write every output by name")
-    p.add_argument("--json", action="store_true", help="print outputs as JSON on stdout")
-    p.add_argument("--bench", type=int, metavar="N", help="time N runs after warm-up; print latency statistics")
-    p.add_argument("--threads", type=int, metavar="K", help="inference threads (default: chosen at build time, --info)")
-    return p
-
-
-def signature(inputs: list[Spec]) -> str:
-    return "; ".join(s.describe() for s in inputs)
-
-
-def check_feed(feeds: dict[str, np.ndarray], inputs: list[Spec], where: str = "") -> dict[str, np.ndarray]:
-    expected = {s.name: s for s in inputs}
-    wrong = sorted(set(feeds) - set(expected))
-    missing = sorted(set(expected) - set(feeds))
-    if wrong or missing:
-        what = ", ".join([f"unknown input {w!r}" for w in wrong] + [f"missing input {m!r}" for m in missing])
-        raise InputError(f"{where}{what}; expected {signature(inputs)}")
-    checked = {}
-    for name, array in feeds.items():
-        spec = expected[name]
-        if str(array.dtype) != spec.dtype:
-            raise InputError(f"{where}input {name!r} is {array.dtype}, expected {signature(inputs)}")
-        fixed = [d for d in spec.shape]
-        if array.ndim != len(fixed) or any(isinstance(d, int) and d != n for d, n in zip(fixed, array.shape)):
-            raise InputError(f"{where}input {name!r} has shape {list(array.shape)}, expected {signature(inputs)}")
-        checked[name] = array
-    return checked
-
-
-def _read(load, path, kind: str):
-    """`load(path)` with every way a file can be wrong as one InputError line."""
-    try:
-        return load(path)
-    except arrays.ArrayFileError as e:
-        raise InputError(str(e)) from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a folder, not {kind} file") from None
-    except OSError as e:
-        raise InputError(f"{path}: cannot read: {reason(e)}") from None
-
-
-def read_inputs(items: list[str], inputs: list[Spec]) -> dict[str, np.ndarray]:
-    feeds = {}
-    for item in items:
-        name, sep, path = item.partition("=")
-        if not sep:
-            if len(inputs) != 1:
-                raise InputError(f"{item}: give NAME=FILE.npy; the model has inputs {signature(inputs)}")
-            name, path = inputs[0].name, item
-        if name in feeds:
-            raise InputError(f"input {name!r} given twice ({item})")
-        feeds[name] = _read(arrays.load_npy, path, "a .npy")
-    return check_feed(feeds, inputs)
-
-
-def read_samples(path: Path, inputs: list[Spec]) -> list[dict[str, np.ndarray]]:
-    found = {k: a for k, a in _read(arrays.load_npz, path, "an .npz").items() if k != "labels"}
-    if any(a.ndim == 0 for a in found.values()):
-        raise InputError(f"{path}: every array needs a first axis of samples")
-    counts = {len(a) for a in found.values()}
-    if len(counts) != 1:
-        raise InputError(f"{path}: arrays hold different sample counts" if counts else f"{path}: holds no arrays")
-    return [check_feed({k: a[i] for k, a in found.items()}, inputs, f"{path} sample {i}: ")
-            for i in range(counts.pop())]
-
-
-def check_output(path: Path, read: list[str]) -> None:
-    """Before any inference: the output is no input, its folder exists and takes a file."""
-    for src in read:
-        if same_path(path, src):
-            raise InputError(f"{path}: --output would overwrite the input {src}; choose another path")
-    if path.is_dir():
-        raise OutputError(f"{path}: is a folder; give a file path for --output (e.g. out.npz)")
-    if path.exists() and not path.is_file():
-        raise OutputError(f"{path}: is a device, pipe or socket, not a file; give a file path for --output")
-    folder = path.parent
-    if not folder.is_dir():
-        raise OutputError(f"{path}: folder {folder} does not exist")
-    e = unwritable(folder)
-    if e is not None:
-        raise OutputError(f"{path}: folder {folder} is not writable ({reason(e)})")
-
-
-def write_outputs(path: Path, outputs: dict[str, np.ndarray]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.npz")
-    try:
-        np.savez(tmp, **outputs)
-        os.replace(tmp, path)
-    except OSError as e:
-        raise OutputError(f"{path}: cannot write: {reason(e)}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def bench(session, feed, runs: int) -> dict:
-    """Latency statistics; Ctrl-C ends it early with the statistics of the runs timed so far."""
-    times, interrupted = [], False
-    try:
-        for _ in range(min(10, max(2, runs // 10))):
-            session.run(feed)
-        for _ in range(runs):
-            t = time.perf_counter()
-            session.run(feed)
-            times.append((time.perf_counter() - t) * 1e3)
-    except KeyboardInterrupt:
-        interrupted = True
-    if not times:
-        return {"runs": 0, "requested": runs, "interrupted": interrupted, "min_ms": None, "median_ms": None,
-                "p90_ms": None, "mean_ms": None}
-    t = sorted(times)  # plain Python: numpy.ma and statistics (→ decimal) are not in the bundle
-    n = len(t)
-    median = t[n // 2] if n % 2 else (t[n // 2 - 1] + t[n // 2]) / 2
-    return {"runs": n, "requested": runs, "interrupted": interrupted, "min_ms": t[0], "median_ms": median,
-            "p90_ms": t[min(n - 1, round(0.9 * (n - 1)))], "mean_ms": sum(t) / n}
-
-
-def bench_line(stats: dict) -> str:
-    if not stats["runs"]:
-        return "interrupted during warm-up: no run timed"
-    cut = f" (interrupted; {stats['requested']} asked)" if stats["interrupted"] else ""
-    return (f"{stats['runs']} runs{cut}, {stats['threads']} thread(s): min {stats['min_ms']:.3f} ms, median "
-            f"{stats['median_ms']:.3f} ms, p90 {stats['p90_ms']:.3f} ms")
-
-
-def check_threads(threads: int | None) -> None:
-    cores = os.cpu_count() or 1
-    if threads is not None and not 1 <= threads <= cores:
-        raise InputError(f"--threads {threads}: this machine has {cores} CPU core(s); give 1..{cores}")
-
-
-def check_bench(runs: int | None) -> None:
-    if runs is not None and not 1 <= runs <= MAX_BENCH_RUNS:
-        raise InputError(f"--bench {runs}: give a number of runs between 1 and {MAX_BENCH_RUNS:,}")
-
-
-def warn_non_finite(feeds: list[dict[str, np.ndarray]], name: str) -> None:
-    for i, feed in enumerate(feeds):
-        for k, a in feed.items():
-            if a.dtype.kind == "f" and not np.isfinite(a).all():
-                bad = int(a.size - np.isfinite(a).sum())
-                where = f" (sample {i})" if len(feeds) > 1 else ""
-                print(f"{name}: warning: input {k!r}{where} holds {bad} NaN or infinite value(s)", file=sys.stderr)
-                return
-
-
-def as_json(a: np.ndarray):
-    """Nested lists; a non-finite float becomes null (JSON has no NaN or Infinity)."""
-    if a.dtype.kind == "f" and not np.isfinite(a).all():
-        return np.where(np.isfinite(a), a.astype(object), None).tolist()
-    return a.tolist()
-
-
-def synthetic_feed(inputs: list[Spec]) -> dict[str, np.ndarray]:
-    """Inputs for --bench when none are given: a dynamic first (batch) dimension becomes 1."""
-    feed = {}
-    for s in inputs:
-        shape = [d if isinstance(d, int) else 1 if i == 0 else None for i, d in enumerate(s.shape)]
-        if None in shape:
-            raise InputError(f"input {s.name!r} has dynamic dimensions {s.shape}: give --input for --bench")
-        size = int(np.prod(shape))
-        feed[s.name] = (np.sin(np.arange(size, dtype=np.float64)) * 2).astype(s.dtype).reshape(shape)
-    return feed
+EXIT_RUNTIME = model_cli.EXIT_RUNTIME
 
 
 def main(argv: list[str] | None = None) -> int:
     name = Path(sys.argv[0]).name
     stop.install()
     try:
-        return _main(argv, name)
+        try:
+            manifest = bundled.manifest()
+        except (OSError, ValueError, ManifestError) as e:
+            print(f"{name}: error: this executable's manifest is unreadable ({e}); rebuild it", file=sys.stderr)
+            return EXIT_RUNTIME
+        # an app's module is imported by name: only executables built with that app carry it
+        entry = importlib.import_module(f"{__package__}.{manifest.app.module}") if manifest.app else model_cli
+        return entry.main(argv, manifest, name)
     except KeyboardInterrupt:  # before any work started: nothing to summarise
         return 0
     except MemoryError:
         print(f"{name}: error: out of memory (the input is larger than this machine's memory allows)",
               file=sys.stderr)
         return EXIT_RUNTIME
-
-
-def _main(argv: list[str] | None, name: str) -> int:
-    try:
-        manifest = bundled.manifest()
-    except (OSError, ValueError) as e:
-        print(f"{name}: error: this executable's manifest is unreadable ({e}); rebuild it", file=sys.stderr)
-        return EXIT_RUNTIME
-    if manifest.get("app", {}).get("name") == "voice-commands":
-        from .audio import app  # only app executables carry the audio package
-
-        return app.main(argv, manifest)
-    try:
-        args = parser(name).parse_args(argv)
-    except InputError as e:
-        print(f"{name}: error: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    return run_model(args, manifest, name)
-
-
-def run_model(args, manifest: dict, name: str) -> int:
-    try:
-        if args.info:
-            print(json.dumps(manifest, indent=2))
-            return 0
-        inputs, outputs = specs(manifest["inputs"]), specs(manifest["outputs"])
-        args.input += args.paths
-        check_threads(args.threads)
-        check_bench(args.bench)
-        if not (args.input or args.samples or args.bench):
-            raise InputError(f"nothing to do: give --info, --input, --samples or --bench (inputs: {signature(inputs)})")
-        if args.input and args.samples:
-            raise InputError("give --input or --samples, not both")
-        if args.output:
-            check_output(args.output, [i.partition("=")[2] or i for i in args.input] +
-                         ([str(args.samples)] if args.samples else []))
-        feeds = read_samples(args.samples, inputs) if args.samples else [read_inputs(args.input, inputs)] \
-            if args.input else []
-        warn_non_finite(feeds, name)
-        threads = args.threads or int(manifest.get("threads", 1))
-        try:
-            session = open_session(manifest, bundled.model_path(manifest), threads)
-        except Exception as e:  # backend could not load the model: nothing the user can fix with flags
-            print(f"{name}: error: the {manifest['backend']['name']} backend cannot load the model: {e}",
-                  file=sys.stderr)
-            return EXIT_RUNTIME
-        if args.bench:
-            stats = bench(session, feeds[0] if feeds else synthetic_feed(inputs), args.bench)
-            stats["threads"] = threads
-            print(json.dumps(stats) if args.json or not sys.stdout.isatty() else bench_line(stats), flush=True)
-            return 0
-        results = [session.run(f) for f in feeds]
-        names = [o.name for o in outputs]
-        if args.samples:
-            merged = {n: np.stack([r[i] for r in results]) for i, n in enumerate(names)}
-        else:
-            merged = dict(zip(names, results[0]))
-        if args.output:
-            write_outputs(args.output, merged)
-        if args.json or not args.output:
-            if any(a.dtype.kind == "f" and not np.isfinite(a).all() for a in merged.values()):
-                print(f"{name}: warning: outputs hold NaN or infinite values (null in the JSON)", file=sys.stderr)
-            print(json.dumps({n: {"shape": list(a.shape), "dtype": str(a.dtype), "data": as_json(a)}
-                              for n, a in merged.items()}, allow_nan=False))
-        return 0
-    except InputError as e:
-        print(f"{name}: error: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    except OutputError as e:
-        print(f"{name}: error: {e}", file=sys.stderr)
-        return EXIT_OUTPUT
-    except KeyboardInterrupt:
-        print(f"{name}: interrupted", file=sys.stderr)
-        return 130

@@ -8,13 +8,20 @@ import numpy as np
 import onnxruntime as ort
 
 
+def inference_session(model: Path | bytes, threads: int) -> ort.InferenceSession:
+    """The session every executable runs, and the host's evaluation and parity gates too (edge/evaluate.py):
+    both sides compare the same options and kernels."""
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.log_severity_level = 3
+    return ort.InferenceSession(model if isinstance(model, bytes) else str(model), so,
+                                providers=["CPUExecutionProvider"])
+
+
 class OrtSession:
     def __init__(self, model: Path, threads: int):
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = threads
-        so.inter_op_num_threads = 1
-        so.log_severity_level = 3
-        self._sess = ort.InferenceSession(str(model), so, providers=["CPUExecutionProvider"])
+        self._sess = inference_session(model, threads)
 
     def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         return self._sess.run(None, feeds)

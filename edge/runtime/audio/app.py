@@ -13,13 +13,15 @@ from pathlib import Path
 import numpy as np
 
 from edge.runtime import bundled
-from edge.runtime.cli import EXIT_RUNTIME, EXIT_USAGE, InputError, check_threads, parser, run_model
+from edge.runtime.manifest import Manifest
+from edge.runtime.model_cli import EXIT_RUNTIME, EXIT_USAGE, InputError, check_threads, parser, run_model
 from edge.runtime.session import open_session
 
 from . import features
 from .detector import Detection, Detector, softmax
 from .mic import AudioError, Microphone, find_device, import_sounddevice, input_devices
 from .resample import Resampler, to_mono
+from .settings import ListenConfig, VoiceSettings
 from .streaming import ModelStream, StreamingLogMel
 from .wavfile import WavError, WavReader
 
@@ -27,9 +29,9 @@ EXIT_AUDIO = 4  # no input device, device lost, unreadable WAV
 RATE = features.SAMPLE_RATE
 
 
-def audio_parser(name: str, app: dict) -> argparse.ArgumentParser:
+def audio_parser(name: str, app: VoiceSettings) -> argparse.ArgumentParser:
     p = parser(name)
-    p.description = (f"Listen for the keywords {', '.join(k for k in app['labels'] if not k.startswith('_'))} "
+    p.description = (f"Listen for the keywords {', '.join(app.keywords)} "
                      "(edgepack voice-command app). The model flags below run the bare model.")
     g = p.add_argument_group("listening")
     g.add_argument("--mic", action="store_true", help="listen to a microphone (Ctrl-C stops with a summary)")
@@ -39,14 +41,14 @@ def audio_parser(name: str, app: dict) -> argparse.ArgumentParser:
                    help="stream a WAV file (any rate, any channels) instead; - reads standard input "
                         "(e.g. arecord -f S16_LE -r 16000 | NAME --wav -)")
     g.add_argument("--fast", action="store_true", help="with --wav: as fast as possible instead of real time")
-    g.add_argument("--hop-ms", type=int, default=round(app["hop_s"] * 1000),
+    g.add_argument("--hop-ms", type=int, default=round(app.hop_s * 1000),
                    help="evaluate the last second every HOP ms (multiple of 10; default %(default)s; fixed for "
                         "streaming models)")
     g.add_argument("--threshold", action="append", default=[], metavar="X|LABEL=X",
-                   help=f"score needed to report a keyword (default {app['threshold']}); LABEL=X for one keyword")
-    g.add_argument("--smooth", type=int, default=app["smooth"],
+                   help=f"score needed to report a keyword (default {app.threshold}); LABEL=X for one keyword")
+    g.add_argument("--smooth", type=int, default=app.smooth,
                    help="average the scores of the last N windows (default %(default)s)")
-    g.add_argument("--refractory", type=float, default=app["refractory_s"], metavar="S",
+    g.add_argument("--refractory", type=float, default=app.refractory_s, metavar="S",
                    help="no new detection for S seconds after one (default %(default)s)")
     g.add_argument("--silence-warn", type=float, default=5.0, metavar="S",
                    help="warn after S seconds of digital silence from the microphone (default %(default)s)")
@@ -71,8 +73,8 @@ def check_limits(args) -> None:
             raise InputError(f"{flag} {value}: give {low}..{high} {unit}")
 
 
-def thresholds(items: list[str], app: dict) -> tuple[float, dict[str, float]]:
-    default, per = float(app["threshold"]), dict(app.get("thresholds", {}))
+def thresholds(items: list[str], app: VoiceSettings) -> tuple[float, dict[str, float]]:
+    default, per = float(app.threshold), dict(app.thresholds)
     for item in items:
         label, sep, value = item.rpartition("=")
         try:
@@ -83,7 +85,7 @@ def thresholds(items: list[str], app: dict) -> tuple[float, dict[str, float]]:
             raise InputError(f"--threshold {item}: must be in (0, 1]")
         if not sep:
             default = x
-        elif label not in app["labels"] or label.startswith("_"):
+        elif label not in app.keywords:
             raise InputError(f"--threshold {item}: unknown keyword {label!r}")
         else:
             per[label] = x
@@ -91,20 +93,19 @@ def thresholds(items: list[str], app: dict) -> tuple[float, dict[str, float]]:
 
 
 class Listener:
-    """Everything after the audio source: rebuffering to hops, features, inference, detection, output."""
+    """Everything after the audio source: rebuffering to hops, features, inference, detection, output.
+    `outputs`: the model's output names, in order (a streaming model's states come back by name)."""
 
-    def __init__(self, session, manifest: dict, args, out):
-        app = manifest["app"]
-        self.session, self.logits = session, app["scores"] == "logits"
-        stream = app.get("stream")
-        self.hop = stream["chunk_samples"] if stream else RATE * args.hop_ms // 1000
-        self.window = int(RATE * app["window_s"])
-        self.logmel = app.get("logmel", manifest["inputs"][0]["name"])
+    def __init__(self, session, app: VoiceSettings, config: ListenConfig, outputs: list[str], out):
+        self.session, self.logits = session, app.scores == "logits"
+        stream = app.stream
+        self.hop = stream.chunk_samples if stream else RATE * config.hop_ms // 1000
+        self.window = int(RATE * app.window_s)
+        self.logmel = app.logmel
         self.frontend = StreamingLogMel(self.window) if self.logmel else None
-        self.stream = ModelStream(stream, [o["name"] for o in manifest["outputs"]]) if stream else None
-        default, per = thresholds(args.threshold, app)
-        self.detector = Detector(app["labels"], default, per, args.smooth, args.refractory)
-        self.labels, self.verbose, self.out = app["labels"], args.verbose, out
+        self.stream = ModelStream(stream, outputs) if stream else None
+        self.detector = Detector(app.labels, config.threshold, config.thresholds, config.smooth, config.refractory_s)
+        self.labels, self.verbose, self.out = app.labels, config.verbose, out
         self.pending = np.zeros(0, np.float32)
         self.samples = 0
         self.non_finite = 0  # NaN/inf samples in the input, replaced by silence
@@ -258,9 +259,8 @@ def list_devices(sd, as_json: bool) -> int:
     return 0
 
 
-def main(argv: list[str] | None, manifest: dict) -> int:
-    name = Path(sys.argv[0]).name
-    app = manifest["app"]
+def main(argv: list[str] | None, manifest: Manifest, name: str) -> int:
+    app = VoiceSettings.from_dict(manifest.app.settings)
     try:
         args = audio_parser(name, app).parse_args(argv)
         if args.fast and not args.wav:
@@ -276,24 +276,27 @@ def main(argv: list[str] | None, manifest: dict) -> int:
         check_threads(args.threads)
         if args.hop_ms < 10 or args.hop_ms % 10 or args.hop_ms > 1000:
             raise InputError("--hop-ms must be a multiple of 10 between 10 and 1000")
-        step_ms = round(app["hop_s"] * 1000)
-        if app.get("stream") and args.hop_ms != step_ms:
+        step_ms = round(app.hop_s * 1000)
+        if app.stream and args.hop_ms != step_ms:
             raise InputError(f"--hop-ms: this model reads the stream in steps of {step_ms} ms; it cannot change")
         as_json = args.json or not sys.stdout.isatty()
         sd = import_sounddevice() if args.mic or args.list_devices else None
         if args.list_devices:
             return list_devices(sd, as_json)
         try:
-            session = open_session(manifest, bundled.model_path(manifest), args.threads or int(manifest["threads"]))
+            session = open_session(manifest, bundled.model_path(manifest), args.threads or manifest.threads)
         except Exception as e:  # noqa: BLE001 - backend failures are not the user's flags
-            print(f"{name}: error: the {manifest['backend']['name']} backend cannot load the model: {e}",
+            print(f"{name}: error: the {manifest.backend.name} backend cannot load the model: {e}",
                   file=sys.stderr)
             return EXIT_RUNTIME
-        listener = Listener(session, manifest, args, printer(as_json))
+        default, per = thresholds(args.threshold, app)
+        config = ListenConfig(hop_ms=args.hop_ms, threshold=default, thresholds=per, smooth=args.smooth,
+                              refractory_s=args.refractory, verbose=args.verbose)
+        listener = Listener(session, app, config, [o.name for o in manifest.outputs], printer(as_json))
         status: dict = {}
         code, how = 0, "end of file" if args.wav else ""
         try:
-            audio = wav_audio(args.wav, args.fast, app["window_s"]) if args.wav else mic_audio(sd, args, status)
+            audio = wav_audio(args.wav, args.fast, app.window_s) if args.wav else mic_audio(sd, args, status)
             for block in audio:
                 listener.feed(block)
         except KeyboardInterrupt:

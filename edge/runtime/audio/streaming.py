@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import features as F
+from .settings import Stream
 
 
 class StreamingLogMel:
@@ -44,14 +45,14 @@ class StreamingLogMel:
 
 
 class ModelStream:
-    """The audio and state inputs of a streaming model (manifest["app"]["stream"]): each step feeds the last
+    """The audio and state inputs of a streaming model (settings.Stream): each step feeds the last
     `audio_samples` samples and, per state input, the previous step's matching output (zeros at the start)."""
 
-    def __init__(self, spec: dict, output_names: list[str]):
-        self.audio_name = spec["audio"]
-        self._audio = np.zeros(spec["audio_samples"], np.float32)
-        self._states = {s["input"]: np.zeros(s["shape"], np.float32) for s in spec["states"]}
-        self._from = {s["input"]: output_names.index(s["output"]) for s in spec["states"]}
+    def __init__(self, spec: Stream, output_names: list[str]):
+        self.audio_name = spec.audio
+        self._audio = np.zeros(spec.audio_samples, np.float32)
+        self._states = {s["input"]: np.zeros(s["shape"], np.float32) for s in spec.states}
+        self._from = {s["input"]: output_names.index(s["output"]) for s in spec.states}
 
     def feeds(self, samples: np.ndarray) -> dict[str, np.ndarray]:
         self._audio = np.concatenate([self._audio, np.asarray(samples, np.float32)])[-len(self._audio) :]
