@@ -12,21 +12,6 @@ from pathlib import Path
 from edge import __version__, files
 from edge.errors import EdgeError, OutputError, SetupError, UsageError
 
-
-def _ratio(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
-
-
-def _names(text: str) -> list[str]:
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    if not names:
-        raise argparse.ArgumentTypeError("expected comma-separated names")
-    return names
-
-
 MAX_BUILD_THREADS = 64  # more cores than any board edgepack targets
 
 
@@ -35,38 +20,21 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}")
 
 
-def add_optimize_options(opt: argparse.ArgumentParser) -> None:
-    g = opt.add_argument_group("graph")
-    g.add_argument("--no-lossless", dest="lossless", action="store_false",
-                   help="skip lossless graph pruning (on by default)")
-    g.add_argument("--inputs", type=_names, help="cut the graph: start from these tensors (comma-separated)")
-    g.add_argument("--outputs", type=_names, help="cut the graph: end at these tensors (comma-separated)")
-    g.add_argument("--input-shape", action="append", metavar="NAME=D1,D2,...",
-                   help="fix an input's dynamic dimensions (repeatable)")
-    w = opt.add_argument_group("lossy")
-    w.add_argument("--prune-weights", type=_ratio, metavar="R", help="zero the ratio R of smallest weights per layer")
-    w.add_argument("--prune-channels", type=_ratio, metavar="R",
-                   help="remove the ratio R of least important output channels per layer")
-    w.add_argument("--quantize", metavar="MODE", help="int8 (static QDQ), int8-dynamic or fp16")
-    w.add_argument("--calibration", type=Path, metavar="DATA", help=".npz or folder of .npy/.npz (int8)")
-    w.add_argument("--calibration-method", default="minmax", metavar="M", help="minmax (default), entropy, percentile")
-    w.add_argument("--exclude-nodes", type=_names, default=[], metavar="A,B",
-                   help="nodes to keep in float when quantizing (names or patterns such as 'emb/*')")
-    e = opt.add_argument_group("evaluation")
-    e.add_argument("--eval", type=Path, metavar="DATA", help="evaluation data (.npz or folder; optional 'labels')")
-    e.add_argument("--max-accuracy-drop", type=_ratio, metavar="P",
-                   help="refuse to write the output if accuracy (or top-1 agreement) drops by more than P points")
+def add_optimize_options(p: argparse.ArgumentParser) -> None:
+    """One flag per option the pipeline and its passes declare (edge/pipeline.py OPTIONS)."""
+    from edge import pipeline
+
+    groups = {}
+    for option in pipeline.OPTIONS:
+        if option.group not in groups:
+            groups[option.group] = p.add_argument_group(option.group)
+        groups[option.group].add_argument(option.flag, **option.argparse_kwargs())
 
 
 def optimize_fields(args) -> dict:
-    from edge import model
+    from edge import pipeline
 
-    return dict(
-        inputs=args.inputs, outputs=args.outputs, input_shapes=model.parse_input_shapes(args.input_shape),
-        lossless=args.lossless, prune_weights=args.prune_weights, prune_channels=args.prune_channels,
-        quantize=args.quantize, calibration=args.calibration, calibration_method=args.calibration_method,
-        exclude_nodes=args.exclude_nodes, eval=args.eval, max_accuracy_drop=args.max_accuracy_drop,
-    )
+    return {o.name: o.from_flag(getattr(args, o.name)) for o in pipeline.OPTIONS}
 
 
 def parser() -> argparse.ArgumentParser:

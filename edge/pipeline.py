@@ -7,15 +7,16 @@ import shutil
 import tempfile
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import make_dataclass
 from pathlib import Path
+from typing import Any
 
 import onnx
 
 from edge import __version__, data, evaluate, files
 from edge import model as M
 from edge.errors import AccuracyGateError, EdgeError, ModelError, OutputError, UsageError, one_line
-from edge.passes import Context, Outcome, Pass, graph, quantize
+from edge.passes import Context, Option, Outcome, Pass, graph, quantize, ratio
 from edge.passes.channels import PRUNE_CHANNELS
 from edge.passes.weights import PRUNE_WEIGHTS
 
@@ -23,34 +24,33 @@ RANDOM_SAMPLES = 8
 PARITY_DATA_SAMPLES = 16
 
 
-@dataclass
-class Options:
-    model: Path
-    output: Path
-    inputs: list[str] | None = None
-    outputs: list[str] | None = None
-    input_shapes: dict[str, list[int]] = field(default_factory=dict)
-    lossless: bool = True
-    prune_weights: float | None = None
-    prune_channels: float | None = None
-    quantize: str | None = None
-    calibration: Path | None = None
-    calibration_method: str = "minmax"
-    exclude_nodes: list[str] = field(default_factory=list)
-    eval: Path | None = None
-    max_accuracy_drop: float | None = None
+def _at_least_zero(value):
+    if value is not None and not value >= 0:  # also refuses nan
+        return "--max-accuracy-drop must be >= 0 (percentage points)"
+    return None
 
+
+# the pipeline's own settings; every pass declares its own (edge/passes/*.py, `options`)
+LOSSLESS = Option("lossless", "--no-lossless", "skip lossless graph pruning (on by default)", "graph",
+                  action="store_false", default=True)
+EVALUATION = (
+    Option("eval", "--eval", "evaluation data (.npz or folder; optional 'labels')", "evaluation", type=Path,
+           metavar="DATA"),
+    Option("max_accuracy_drop", "--max-accuracy-drop", "refuse to write the output if accuracy (or top-1 "
+           "agreement) drops by more than P points", "evaluation", type=ratio, metavar="P", check=_at_least_zero),
+)
+# every pass the pipeline can plan, in the order it runs them
+PASSES: tuple[Pass, ...] = (graph.CUT, graph.FIX_SHAPES, graph.CLEAN_INPUTS, graph.OPTIMIZER, graph.SIMPLIFY,
+                            graph.INFER_SHAPES, PRUNE_CHANNELS, PRUNE_WEIGHTS, *quantize.MODES.values())
+OPTIONS: tuple[Option, ...] = (LOSSLESS, *{o.name: o for p in PASSES for o in p.options}.values(), *EVALUATION)
+
+
+class _OptionsMethods:
     def validate(self) -> None:
-        for flag, ratio in (("--prune-weights", self.prune_weights), ("--prune-channels", self.prune_channels)):
-            if ratio is not None and not 0 <= ratio < 1:
-                raise UsageError(f"{flag} {ratio}: the ratio must be in [0, 1), e.g. 0.5 for half")
-        if self.quantize is not None and self.quantize not in quantize.MODES:
-            raise UsageError(f"--quantize {self.quantize}: choose one of {', '.join(quantize.MODES)}")
-        if self.calibration_method not in quantize.CALIBRATION_METHODS:
-            raise UsageError(f"--calibration-method {self.calibration_method}: choose one of "
-                             f"{', '.join(quantize.CALIBRATION_METHODS)}")
-        if self.max_accuracy_drop is not None and not self.max_accuracy_drop >= 0:  # also refuses nan
-            raise UsageError("--max-accuracy-drop must be >= 0 (percentage points)")
+        for option in OPTIONS:
+            problem = option.check(getattr(self, option.name)) if option.check else None
+            if problem:
+                raise UsageError(problem)
         if self.output.suffix != ".onnx":
             raise UsageError(f"{self.output}: the output must end in .onnx (the report goes beside it)")
 
@@ -61,28 +61,41 @@ class Options:
         return {"input model": self.model, "--calibration data": self.calibration, "--eval data": self.eval,
                 **{f"model's external data file {p.name}": p for p in M.external_data_files(self.model)}}
 
+    def pass_settings(self) -> dict:
+        return {o.name: getattr(self, o.name) for o in OPTIONS}
+
+
+def _options_class():
+    """`edge optimize`'s settings: the model, the output, and one field per declared option (its default too)."""
+    cls = make_dataclass("Options", [("model", Path), ("output", Path), *((o.name, Any, o.field()) for o in OPTIONS)],
+                         bases=(_OptionsMethods,), namespace={"__module__": __name__})
+    cls.__doc__ = "What `edge optimize` does: MODEL → OUTPUT with the options of the pipeline and its passes."
+    return cls
+
+
+Options = _options_class()
+
+
+def register(new: Pass, before: str | None = None) -> None:
+    """Add a pass: it runs in PASSES order (before the pass named `before`, else last), its options become
+    flags of `edge optimize`/`edge build` and fields of Options (docs/extending.md)."""
+    global PASSES, OPTIONS, Options
+    names = [p.name for p in PASSES]
+    at = names.index(before) if before in names else len(PASSES)
+    PASSES = (*PASSES[:at], new, *PASSES[at:])
+    OPTIONS = (LOSSLESS, *{o.name: o for p in PASSES for o in p.options}.values(), *EVALUATION)
+    Options = _options_class()
+
 
 def report_path(output: Path) -> Path:
     return output.with_name(output.stem + ".report.json")
 
 
 def plan(opts: Options) -> tuple[list[Pass], list[Pass]]:
-    """(passes that define the reference function, passes that optimize it)."""
-    reference: list[Pass] = []
-    if opts.inputs or opts.outputs:
-        reference.append(graph.CUT)
-    if opts.input_shapes:
-        reference.append(graph.FIX_SHAPES)
-    work: list[Pass] = []
-    if opts.lossless:
-        work += [graph.CLEAN_INPUTS, graph.OPTIMIZER, graph.SIMPLIFY, graph.INFER_SHAPES]
-    if opts.prune_channels:
-        work.append(PRUNE_CHANNELS)
-    if opts.prune_weights:
-        work.append(PRUNE_WEIGHTS)
-    if opts.quantize:
-        work.append(quantize.MODES[opts.quantize])
-    return reference, work
+    """(passes that define the reference function, passes that optimize it), in PASSES order."""
+    settings = opts.pass_settings()
+    chosen = [p for p in PASSES if p.wanted(settings)]
+    return [p for p in chosen if p.reference], [p for p in chosen if not p.reference]
 
 
 def _summary(m: onnx.ModelProto) -> dict:
@@ -171,10 +184,7 @@ def optimize(opts: Options, progress=None) -> dict:
 
 def _run(opts: Options, original: onnx.ModelProto, progress) -> tuple[dict, onnx.ModelProto]:
     with work_folder("edge-optimize-") as tmp:
-        ctx = Context(workdir=tmp, input_shapes=opts.input_shapes,
-                      options={"inputs": opts.inputs, "outputs": opts.outputs, "exclude_nodes": opts.exclude_nodes,
-                               "calibration_method": opts.calibration_method,
-                               "prune_weights": opts.prune_weights, "prune_channels": opts.prune_channels})
+        ctx = Context(workdir=tmp, input_shapes=opts.input_shapes, options=opts.pass_settings())
         runner = Runner(ctx, progress)
         reference_passes, work_passes = plan(opts)
         reference = original
@@ -214,8 +224,7 @@ def lossless_graph(model: onnx.ModelProto, fields: dict) -> onnx.ModelProto:
     opts = Options(model=Path("preview.onnx"), output=Path("preview.onnx"), **fields)
     reference, work = plan(opts)
     with work_folder("edge-preview-") as tmp:
-        ctx = Context(workdir=tmp, input_shapes=opts.input_shapes,
-                      options={"inputs": opts.inputs, "outputs": opts.outputs})
+        ctx = Context(workdir=tmp, input_shapes=opts.input_shapes, options=opts.pass_settings())
         runner = Runner(ctx)
         for p in reference + [p for p in work if p.lossless]:
             model = runner.apply(p, model, check_parity=False)

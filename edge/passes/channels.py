@@ -16,7 +16,7 @@ import onnx
 from onnx import helper, numpy_helper, shape_inference
 
 from edge import stats
-from edge.passes import Context, Outcome
+from edge.passes import Context, Option, Outcome, in_range, ratio
 
 UNARY = {
     "Relu", "LeakyRelu", "PRelu", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh", "Elu", "Selu", "Celu",
@@ -335,10 +335,18 @@ def apply(model: onnx.ModelProto, g: Graph, plan: Plan) -> None:
 
 class PruneChannels:
     name = "prune-channels"
+    options = (Option("prune_channels", "--prune-channels",
+                      "remove the ratio R of least important output channels per layer", "lossy", type=ratio,
+                      metavar="R",
+                      check=in_range("--prune-channels", 0, 1, "the ratio must be in [0, 1), e.g. 0.5 for half")),)
+    reference = False
+
+    def wanted(self, settings):
+        return bool(settings["prune_channels"])
     lossless = False
 
     def run(self, model, ctx: Context):
-        ratio = ctx.options["prune_channels"]
+        ratio = ctx.value(self.options[0])
         shapes = {k: v.shape for k, v in (ctx.parity_feeds[0] if ctx.parity_feeds else {}).items()}
         macs_before = stats.macs(model, shapes)
         layers, skipped = [], []

@@ -11,7 +11,8 @@ from onnx import shape_inference
 
 from edge import model as M
 from edge.errors import UsageError, one_line
-from edge.passes import Context, Outcome
+from edge.passes import Context, Option, Outcome
+from edge.passes import names as comma_names
 
 # onnxoptimizer passes that are exact rewrites (no numerical change beyond float rounding of BN folding).
 LOSSLESS_OPTIMIZER_PASSES = [
@@ -44,11 +45,20 @@ class CutSubgraph:
 
     name = "cut-subgraph"
     lossless = True  # judged against the cut reference, not the full model
+    options = (Option("inputs", "--inputs", "cut the graph: start from these tensors (comma-separated)", "graph",
+                      type=comma_names),
+               Option("outputs", "--outputs", "cut the graph: end at these tensors (comma-separated)", "graph",
+                      type=comma_names))
+    reference = True
+
+    def wanted(self, settings):
+        return bool(settings["inputs"] or settings["outputs"])
 
     def run(self, model, ctx: Context):
         known = _tensor_names(model)
-        wanted_in = ctx.options.get("inputs") or [s.name for s in M.inputs(model)]
-        wanted_out = ctx.options.get("outputs") or [o.name for o in model.graph.output]
+        inputs, outputs = self.options
+        wanted_in = ctx.value(inputs) or [s.name for s in M.inputs(model)]
+        wanted_out = ctx.value(outputs) or [o.name for o in model.graph.output]
         for flag, names in (("--inputs", wanted_in), ("--outputs", wanted_out)):
             unknown = [n for n in names if n not in known]
             if unknown:
@@ -80,6 +90,12 @@ class FixInputShapes:
 
     name = "fix-input-shapes"
     lossless = True
+    options = (Option("input_shapes", "--input-shape", "fix an input's dynamic dimensions (repeatable)", "graph",
+                      metavar="NAME=D1,D2,...", action="append", default={}, parse=M.parse_input_shapes),)
+    reference = True
+
+    def wanted(self, settings):
+        return bool(settings["input_shapes"])
 
     def run(self, model, ctx: Context):
         fixed = M.fix_input_shapes(model, ctx.input_shapes)
@@ -92,6 +108,11 @@ class CleanInputs:
 
     name = "clean-inputs"
     lossless = True
+    reference = False
+    options = ()
+
+    def wanted(self, settings):
+        return settings["lossless"]
 
     def run(self, model, ctx):
         inits = {i.name for i in model.graph.initializer}
@@ -119,6 +140,11 @@ class Optimizer:
 
     name = "onnxoptimizer"
     lossless = True
+    reference = False
+    options = ()
+
+    def wanted(self, settings):
+        return settings["lossless"]
 
     def run(self, model, ctx):
         available = set(onnxoptimizer.get_available_passes())
@@ -132,6 +158,11 @@ class Simplify:
 
     name = "fold-constants"
     lossless = True
+    reference = False
+    options = ()
+
+    def wanted(self, settings):
+        return settings["lossless"]
 
     def run(self, model, ctx):
         import onnxsim
@@ -155,6 +186,11 @@ class InferShapes:
 
     name = "infer-shapes"
     lossless = True
+    reference = False
+    options = ()
+
+    def wanted(self, settings):
+        return settings["lossless"]
 
     def run(self, model, ctx):
         stale = len(model.graph.value_info)

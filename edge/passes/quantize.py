@@ -4,6 +4,7 @@ weights: onnxruntime's recommendation for ARM), int8 dynamic (weights only), and
 from __future__ import annotations
 
 import fnmatch
+from pathlib import Path
 
 import onnx
 from onnx import version_converter
@@ -19,7 +20,7 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from edge import model as M
 from edge.errors import QuantizationError, UsageError, one_line
-from edge.passes import Context, Outcome
+from edge.passes import Context, Option, Outcome, names
 
 CALIBRATION_METHODS = {
     "minmax": CalibrationMethod.MinMax,
@@ -28,6 +29,25 @@ CALIBRATION_METHODS = {
 }
 MIN_OPSET = 10  # QuantizeLinear / DequantizeLinear appear in opset 10
 PER_CHANNEL_OPSET = 13  # DequantizeLinear's axis attribute (per-channel) appears in opset 13
+
+
+def _one_of(flag: str, choices):
+    def check(value):
+        return None if value is None or value in choices() else f"{flag} {value}: choose one of {', '.join(choices())}"
+    return check
+
+
+# every mode reads these; --quantize picks the mode (MODES below)
+QUANTIZE, CALIBRATION, CALIBRATION_METHOD, EXCLUDE_NODES = OPTIONS = (
+    Option("quantize", "--quantize", "int8 (static QDQ), int8-dynamic or fp16", "lossy", metavar="MODE",
+           check=_one_of("--quantize", lambda: MODES)),
+    Option("calibration", "--calibration", ".npz or folder of .npy/.npz (int8)", "lossy", type=Path,
+           metavar="DATA"),
+    Option("calibration_method", "--calibration-method", "minmax (default), entropy, percentile", "lossy",
+           default="minmax", metavar="M", check=_one_of("--calibration-method", lambda: CALIBRATION_METHODS)),
+    Option("exclude_nodes", "--exclude-nodes", "nodes to keep in float when quantizing (names or patterns such as "
+           "'emb/*')", "lossy", type=names, default=[], metavar="A,B"),
+)
 
 
 class _Reader(CalibrationDataReader):
@@ -100,24 +120,31 @@ def _preprocess(model, ctx: Context, outcome: Outcome):
 
 def _nodes_to_exclude(model, ctx):
     """--exclude-nodes: node names, or shell patterns (`emb/*`) that must each match at least one node."""
-    names = ctx.options.get("exclude_nodes") or []
+    patterns = ctx.value(EXCLUDE_NODES)
     known = [n.name for n in model.graph.node]
-    unknown = [n for n in names if not fnmatch.filter(known, n)]
+    unknown = [n for n in patterns if not fnmatch.filter(known, n)]
     if unknown:
         raise UsageError(f"--exclude-nodes: no node named {', '.join(unknown)} (`edge inspect --tensors` lists nodes)")
-    picked = [k for k in known if any(fnmatch.fnmatchcase(k, n) for n in names)]
+    picked = [k for k in known if any(fnmatch.fnmatchcase(k, n) for n in patterns)]
     return picked or None
 
 
 class Int8Static:
     name = "quantize-int8"
+    mode = "int8"  # the --quantize value
+    options = OPTIONS
+    reference = False
+
+    def wanted(self, settings):
+        return settings["quantize"] == self.mode
+
     lossless = False
 
     def run(self, model, ctx: Context):
         _check_opset(model, "int8")
         if ctx.calibration is None:
             raise UsageError("--quantize int8 needs calibration data: add --calibration DATA (.npz or folder)")
-        method_name = ctx.options.get("calibration_method", "minmax")
+        method_name = ctx.value(CALIBRATION_METHOD)
         outcome = Outcome(format="QDQ", activations="int8", weights="int8",
                           calibration_method=method_name, calibration_samples=len(ctx.calibration))
         model, per_channel = _per_channel_ready(model, outcome)
@@ -142,6 +169,13 @@ class Int8Static:
 
 class Int8Dynamic:
     name = "quantize-int8-dynamic"
+    mode = "int8-dynamic"  # the --quantize value
+    options = OPTIONS
+    reference = False
+
+    def wanted(self, settings):
+        return settings["quantize"] == self.mode
+
     lossless = False
 
     def run(self, model, ctx: Context):
@@ -164,6 +198,13 @@ class Int8Dynamic:
 
 class Float16:
     name = "quantize-fp16"
+    mode = "fp16"  # the --quantize value
+    options = OPTIONS
+    reference = False
+
+    def wanted(self, settings):
+        return settings["quantize"] == self.mode
+
     lossless = False
 
     def run(self, model, ctx: Context):
@@ -178,4 +219,4 @@ class Float16:
         return out, Outcome(weights="float16", io="float32")
 
 
-MODES = {"int8": Int8Static(), "int8-dynamic": Int8Dynamic(), "fp16": Float16()}
+MODES = {p.mode: p for p in (Int8Static(), Int8Dynamic(), Float16())}

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 from onnx import numpy_helper
 
-from edge.passes import Context, Outcome
+from edge.passes import Context, Option, Outcome, in_range, ratio
 
 WEIGHT_INPUT = {"Conv": 1, "ConvTranspose": 1, "Gemm": 1, "MatMul": 1}
 
@@ -30,10 +30,17 @@ def weight_initializers(model) -> dict[str, str]:
 
 class PruneWeights:
     name = "prune-weights"
+    options = (Option("prune_weights", "--prune-weights", "zero the ratio R of smallest weights per layer", "lossy",
+                      type=ratio, metavar="R",
+                      check=in_range("--prune-weights", 0, 1, "the ratio must be in [0, 1), e.g. 0.5 for half")),)
+    reference = False
+
+    def wanted(self, settings):
+        return bool(settings["prune_weights"])
     lossless = False
 
     def run(self, model, ctx: Context):
-        ratio = ctx.options["prune_weights"]
+        ratio = ctx.value(self.options[0])
         targets = weight_initializers(model)
         layers = []
         total = zeroed = 0
