@@ -102,17 +102,10 @@ def parser() -> argparse.ArgumentParser:
 
 
 def cmd_inspect(args) -> int:
-    from edge import describe, model, report
+    from edge import api, model, report
 
-    shapes = model.parse_input_shapes(args.input_shape)
-    m = model.load(args.model, check=False)
-    info = describe.describe(m, args.model, tensors=args.tensors, input_shapes=shapes)
-    pre = None
-    if args.backend == "mxnet":
-        from edge.backends import mxnet_ops
-
-        pre = mxnet_ops.preflight(m, {"input_shapes": shapes})
-        info["backend_check"] = pre.as_dict()
+    info = api.inspect(args.model, model.parse_input_shapes(args.input_shape), args.backend, args.tensors)
+    check = info.get("backend_check")
     if args.json:
         print(json.dumps(info, indent=2))
     else:
@@ -120,24 +113,25 @@ def cmd_inspect(args) -> int:
         if args.tensors:
             for n in info["node_names"]:
                 print(f"{n['op']:<20} {n['name'] or '-':<30} {', '.join(n['inputs'])} -> {', '.join(n['outputs'])}")
-        if pre is not None:
-            report.print_mxnet_preflight(pre)
-    if pre is not None:
-        mxnet_ops.refuse(args.model, pre)
+        if check is not None:
+            report.print_mxnet_preflight(check)
+    if check is not None:
+        from edge.backends import mxnet_ops
+
+        mxnet_ops.refuse(args.model, check)
     return 0
 
 
 def cmd_optimize(args) -> int:
-    from edge import pipeline, report
+    from edge import api, report
 
-    opts = pipeline.Options(model=args.model, output=args.output, **optimize_fields(args))
     start = time.monotonic()
 
     def progress(step: str) -> None:
         if not args.json:
             print(f"[{time.monotonic() - start:6.1f}s] {step}", file=sys.stderr, flush=True)
 
-    result = pipeline.optimize(opts, progress)
+    result = api.optimize(args.model, args.output, progress, **optimize_fields(args))
     if args.json:
         print(json.dumps(result, indent=2, default=files.json_default))
     else:
@@ -146,16 +140,15 @@ def cmd_optimize(args) -> int:
 
 
 def cmd_build(args) -> int:
-    from edge.bundle import builder
+    from edge import api
 
     if args.threads is not None and not 1 <= args.threads <= MAX_BUILD_THREADS:
         raise UsageError(f"--threads {args.threads}: give 1..{MAX_BUILD_THREADS} (the board's cores; the "
                          "executable also refuses more threads than the machine it runs on has)")
-    opts = builder.BuildOptions(model=args.model, output=args.output, target=args.target, onedir=args.onedir,
-                                threads=args.threads, runtime_wheel=args.runtime_wheel,
-                                optimize=optimize_fields(args), app=args.app, backend=args.backend,
-                                app_options=_app_options(args), runtime_tmpdir=args.runtime_tmpdir)
-    builder.build(opts, progress=lambda text: print(text, file=sys.stderr, flush=True))
+    api.build(args.model, args.output, args.target, backend=args.backend, app=args.app,
+              app_options=_app_options(args), optimize=optimize_fields(args), onedir=args.onedir,
+              threads=args.threads, runtime_wheel=args.runtime_wheel, runtime_tmpdir=args.runtime_tmpdir,
+              progress=lambda text: print(text, file=sys.stderr, flush=True))
     return 0
 
 

@@ -50,23 +50,29 @@ def print_inspect(info: dict) -> None:
     console.print(t)
 
 
-def print_mxnet_preflight(pre) -> None:
-    """The importer's problems in the file, which of them the lossless passes remove, and what remains."""
-    removed = {(p.node, p.op) for p in pre.removed}
-    print(f"MXNet 1.9.1 importer: {len(pre.before)} node(s) need attention" + (":" if pre.before else ""))
-    for p in pre.before:
-        print(f"  {p}" + ("  → removed by the lossless passes" if (p.node, p.op) in removed else ""))
-    if not pre.before:
+def print_mxnet_preflight(check: dict) -> None:
+    """The importer's problems in the file (edge.inspect's `backend_check`), which of them the lossless passes
+    remove, and what remains."""
+    from edge.backends.mxnet_ops import Problem
+
+    def problem(d: dict) -> Problem:
+        return Problem(d["node"], d["op"], d["reason"], d["fix"])
+
+    before = check["problems"]
+    print(f"MXNet 1.9.1 importer: {len(before)} node(s) need attention" + (":" if before else ""))
+    for p in before:
+        print(f"  {problem(p)}" + ("  → removed by the lossless passes" if p["removed_by_lossless_passes"] else ""))
+    if not before:
         return
-    shapes = " ".join(f"{k}={','.join(map(str, v))}" for k, v in pre.input_shapes.items())
+    after, stop = check["after_lossless_passes"], check["blocking"]
+    shapes = " ".join(f"{k}={','.join(map(str, v))}" for k, v in check["input_shapes"].items())
     where = f"with --input-shape {shapes}" if shapes else "without --input-shape"
-    print(f"after the lossless passes of edge optimize / edge build ({where}): {len(pre.after)} remain, "
-          f"{len(pre.blocking)} block the conversion" + (":" if pre.after else ""))
-    stop = set(pre.blocking)
-    for p in pre.after:
-        print(f"  {p.node} ({p.op}): {p.reason}" if p in stop else f"  {p}")
-    if pre.shape_hint():
-        print(f"  {pre.shape_hint()}")
+    print(f"after the lossless passes of edge optimize / edge build ({where}): {len(after)} remain, "
+          f"{len(stop)} block the conversion" + (":" if after else ""))
+    for p in after:
+        print(f"  {p['node']} ({p['op']}): {p['reason']}" if p in stop else f"  {problem(p)}")
+    if check["hint"]:
+        print(f"  {check['hint']}")
 
 
 def _ratio(a, b) -> str:

@@ -168,7 +168,7 @@ class Preflight:
                 "problems": [{**p.as_dict(), "removed_by_lossless_passes": (p.node, p.op) in removed}
                              for p in self.before],
                 "after_lossless_passes": [p.as_dict() for p in self.after],
-                "blocking": [p.as_dict() for p in self.blocking]}
+                "blocking": [p.as_dict() for p in self.blocking], "hint": self.shape_hint()}
 
 
 def preflight(model: onnx.ModelProto, optimize: dict) -> Preflight:
@@ -183,9 +183,13 @@ def preflight(model: onnx.ModelProto, optimize: dict) -> Preflight:
     return Preflight(before, check(after_model) if before else [], fields.get("input_shapes") or {}, dynamic)
 
 
-def refuse(model_path, pre: Preflight) -> None:
-    """Raise BackendError naming every node the importer cannot take; nothing when all are fixable."""
-    _refuse(model_path, pre.blocking, pre.shape_hint())
+def refuse(model_path, pre: Preflight | dict) -> None:
+    """Raise BackendError naming every node the importer cannot take; nothing when all are fixable.
+    `pre`: a Preflight, or its as_dict() (edge.inspect's `backend_check`)."""
+    if isinstance(pre, dict):
+        _refuse(model_path, [Problem(**p) for p in pre["blocking"]], pre["hint"])
+    else:
+        _refuse(model_path, pre.blocking, pre.shape_hint())
 
 
 def refuse_converted(model_path, model: onnx.ModelProto) -> None:
