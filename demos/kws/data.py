@@ -93,7 +93,7 @@ HELDOUT_VARIANTS = {
     "steph2",
 }
 # name: (scheme voice function, split, language of the spelling, prosody control, engine)
-#   prosody "lr":      Duration_Stretch + F0 targets of the LR intonation model (kal, ked; as before)
+#   prosody "lr":      Duration_Stretch + F0 targets of the LR intonation model (kal, ked)
 #   prosody "hts":     HTS -r rate + sox pitch shift (slt; HTS ignores its own F0 option)
 #   prosody "stretch": Duration_Stretch + sox pitch shift (diphone and MBROLA voices)
 #   prosody "sox":     sox tempo + sox pitch shift (voices that ignore Duration_Stretch: clunits, HTS)

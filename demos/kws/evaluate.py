@@ -12,7 +12,7 @@ plus generated _silence_. Prints and writes model/eval_report.json: accuracy, pe
 confusion matrix (rows = truth, columns = prediction, order of labels.json), accuracy per engine and
 per voice, per _unknown_ word the share taken for a keyword (near-confusables of "down" always
 printed), and a check of the sample recording samples/commands.wav (best score of the spoken label).
---model/--out evaluate another ONNX file (e.g. the previous model) without touching model/.
+--model/--out evaluate another ONNX file (e.g. a candidate model) without touching model/.
 """
 
 import argparse

@@ -161,7 +161,7 @@ def main():
         raise SystemExit(f"{a.mined}: no such file (an .npz of hard negatives, 'audio' [N, 16000] int16)")
     mined = np.load(a.mined)["audio"].astype(np.float32) / 32768 if a.mined else np.zeros((0, CLIP), np.float32)
     xv, yv, n_clean = validation_set(val, aug)
-    aug.rng, aug.tempo = np.random.default_rng(a.seed), a.tempo  # validation copies without it, as before
+    aug.rng, aug.tempo = np.random.default_rng(a.seed), a.tempo  # validation copies without it
     print(
         f"loaded {len(train)} train clips, {len(val)} held-out-voice clips (val tensors {len(xv)}) in {timer}",
         flush=True,

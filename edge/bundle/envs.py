@@ -63,7 +63,7 @@ def requirements(target: Target, runtime_wheel: Path | None = None, app: App | N
 def env_key(target: Target, runtime_wheel: Path | None = None, app: App | None = None, backend: Backend = ORT) -> str:
     spec = {"format": ENV_FORMAT, "base": target.base, "python": platform.python_version(),
             "arch": target.arch, "runtime": target.runtime, **backend.key(target)}
-    if app:  # an app's packages make another environment; the bare runtime's stays as small as before
+    if app:  # an app's packages make another environment; the bare runtime's stays without them
         spec["app"] = {"pip": list(app.pip), "debs": list(app.debs)}
     if runtime_wheel:
         spec["runtime_wheel"] = hashlib.sha256(runtime_wheel.read_bytes()).hexdigest()

@@ -211,7 +211,7 @@ class Float16:
         from onnxruntime.transformers.float16 import convert_float_to_float16
 
         try:
-            # inputs and outputs stay float32 so callers feed the same arrays as before
+            # inputs and outputs stay float32 so callers feed the same arrays as to the float model
             out = convert_float_to_float16(model, keep_io_types=True)
         except Exception as e:
             raise QuantizationError(f"fp16 conversion failed: {one_line(e)}") from None
