@@ -108,7 +108,7 @@ class Augmenter:
         rng, L = self.rng, self.length
         x = self.noise(n) * (10 ** (rng.uniform(-80, -20, (n, 1)) / 20))
         x[rng.random(n) < 0.05] = 0.0
-        sw = np.nonzero(rng.random(n) < steps)[0] if steps > 0 else []  # no draw: the random stream is the one without this option
+        sw = np.nonzero(rng.random(n) < steps)[0] if steps > 0 else []  # no draw: seeds give the same stream
         if len(sw):
             after = self.noise(len(sw)) * (10 ** (rng.uniform(-60, -15, (len(sw), 1)) / 20))
             cut = rng.integers(int(0.2 * L), L, (len(sw), 1))
@@ -122,7 +122,7 @@ class Augmenter:
         """Augment a batch of 1 s clips whose word lies in [start, end)."""
         rng, n, L = self.rng, len(clips), self.length
         out = np.zeros((n, L), np.float32)
-        slow = rng.random(n) < self.tempo if self.tempo > 0 else np.zeros(n, bool)  # 0: no draw, the stream without tempo changes
+        slow = rng.random(n) < self.tempo if self.tempo > 0 else np.zeros(n, bool)  # 0: no draw (same stream)
         factors = np.exp(rng.uniform(*np.log(TEMPO_RANGE), n)) if self.tempo > 0 else None
         for i in range(n):
             w = clips[i, starts[i] : ends[i]]
