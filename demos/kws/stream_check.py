@@ -1,55 +1,37 @@
-"""Rough streaming check of an ONNX model on the streams of streams.py (NOT the device app's logic).
+"""Streaming check of a window model on the streams of streams.py, scored by the app's own Listener.
 
-    demos/kws/.venv-train/bin/python demos/kws/stream_check.py [--model model/kws.onnx]   # ~2-3 min
+    .venv/bin/python demos/kws/stream_check.py [--model model/kws.onnx --labels model/labels.json]   # ~2-3 min
 
-A 1 s window every 100 ms; a detection is a window whose top class is a keyword with score >= the
-threshold, and after a detection the next 1 s is ignored (refractory). No smoothing. On
-.data/streams/negatives.wav every detection is a false alarm (reported per hour); on keywords.wav a
-word counts as detected when a detection of its label ends within [word start, word end + 1 s];
-latency = detection window end - word end. The device app's smoothing and thresholds come later; this
-only compares models on the same footing.
+A 1 s window every 100 ms through edge/runtime/audio/app.py's Listener (streaming front end, hop loop, the
+end-of-file padding; benchmarks/voice.py's window_scores); a detection is a window whose top class is a
+keyword with score >= the threshold, and after a detection the next 1 s is ignored (refractory). No smoothing.
+On .data/streams/negatives.wav every detection is a false alarm (reported per hour); on keywords.wav a word
+counts as detected when a detection of its label ends within [word start, word end + 1 s]; latency =
+detection window end - word end. It compares models on the same footing; the app's smoothing and thresholds
+are chosen by tune_detector.py.
 """
 
 import argparse
 import json
 import os
-import wave
+import sys
+from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
-from common import CLASSES, CLIP, DATA, MODEL_DIR, SR, Timer, features
+from common import CLASSES, DATA, MODEL_DIR, Timer
 
-HOP = SR // 10
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from benchmarks.voice import window_scores as listener_scores  # noqa: E402
+
 STREAMS = os.path.join(DATA, "streams")
 THRESHOLDS = (0.5, 0.7, 0.8, 0.9)
 N_KW = 10
 
 
-def window_scores(sess, path, block_s=60):
-    """-> (scores [W, 12], window end times [W] in s), reading the WAV in blocks."""
-    name = sess.get_inputs()[0].name
-    out, ends = [], []
-    with wave.open(path, "rb") as w:
-        total = w.getnframes()
-        pos, carry = 0, np.zeros(0, np.float32)
-        while pos < total:
-            x = np.frombuffer(w.readframes(block_s * SR), "<i2").astype(np.float32) / 32768.0
-            buf = np.concatenate([carry, x])
-            start = pos - len(carry)  # sample index of buf[0]
-            n = (len(buf) - CLIP) // HOP + 1 if len(buf) >= CLIP else 0
-            if n > 0:
-                wins = np.lib.stride_tricks.sliding_window_view(buf, CLIP)[::HOP][:n]
-                z = np.concatenate(
-                    [sess.run(None, {name: features.log_mel(wins[i : i + 256])})[0] for i in range(0, n, 256)]
-                )
-                e = np.exp(z - z.max(1, keepdims=True))
-                out.append(e / e.sum(1, keepdims=True))
-                ends.append((start + np.arange(n) * HOP + CLIP) / SR)
-                carry = buf[n * HOP :]
-            else:
-                carry = buf
-            pos += len(x)
-    return np.concatenate(out), np.concatenate(ends)
+def window_scores(model, labels, path):
+    """-> (scores [W, 12], window end times [W] in s)."""
+    scores, hop_s, first = listener_scores(Path(model), Path(labels), Path(path))
+    return scores, first + np.arange(len(scores)) * hop_s
 
 
 def detections(p, ends, thr, refractory=1.0):
@@ -66,13 +48,13 @@ def detections(p, ends, thr, refractory=1.0):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default=os.path.join(MODEL_DIR, "kws.onnx"))
+    ap.add_argument("--labels", default=os.path.join(MODEL_DIR, "labels.json"), help="the model's labels file")
     ap.add_argument("--out", default=None, help="write the report as JSON here")
     ap.add_argument("--streams", default=STREAMS, help="folder with the files of streams.py")
     a = ap.parse_args()
     timer = Timer()
-    sess = ort.InferenceSession(a.model, providers=["CPUExecutionProvider"])
     report = dict(model=a.model)
-    p, ends = window_scores(sess, os.path.join(a.streams, "negatives.wav"))
+    p, ends = window_scores(a.model, a.labels, os.path.join(a.streams, "negatives.wav"))
     hours = ends[-1] / 3600
     neg = json.load(open(os.path.join(a.streams, "negatives.json")))
     speech = [(s["start_s"], s["end_s"], s["text"]) for s in neg["speech"]]
@@ -95,7 +77,7 @@ def main():
         print(f"negatives ({hours * 60:.1f} min) thr {thr}: {len(d)} false alarms = {len(d) / hours:.1f}/h  {by_label}")
         print(f"   triggered by: {report['negatives'][thr]['top_triggers']}")
     print(f"  {timer}", flush=True)
-    p, ends = window_scores(sess, os.path.join(a.streams, "keywords.wav"))
+    p, ends = window_scores(a.model, a.labels, os.path.join(a.streams, "keywords.wav"))
     truth = json.load(open(os.path.join(a.streams, "keywords.json")))
     report["keywords"] = {}
     for thr in THRESHOLDS:
