@@ -4,11 +4,13 @@ turned into one line that names the path and what went wrong."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
 import shutil
 import stat
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -197,3 +199,28 @@ def json_default(o):
     if isinstance(o, np.ndarray):
         return o.tolist()
     raise TypeError(type(o).__name__)
+
+
+@contextlib.contextmanager
+def work_folder(prefix: str, parent: Path | None = None):
+    """A scratch folder (in TMPDIR unless `parent` is given), removed afterwards whatever happens."""
+    where = parent or Path(tempfile.gettempdir())
+    try:
+        folder = Path(tempfile.mkdtemp(prefix=prefix, dir=where))
+    except OSError as e:
+        raise os_error(e, where, doing="cannot create a work folder (set TMPDIR to another folder)") \
+            from None
+    hint = "set TMPDIR to a folder with room" if parent is None else "free some space there"
+    try:
+        yield folder
+    except OSError as e:
+        if e.filename and Path(e.filename).is_relative_to(folder):
+            raise OutputError(f"{where}: cannot write in the work folder: {reason(e)}; {hint}") from None
+        raise
+    except EdgeError as e:
+        inside = getattr(e, "path", None)
+        if inside is not None and inside.is_relative_to(folder):
+            raise OutputError(f"{where}: cannot write in the work folder: {e.os_reason}; {hint}") from None
+        raise
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

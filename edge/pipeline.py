@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import shutil
-import tempfile
 import time
 from collections import Counter
 from dataclasses import make_dataclass
@@ -15,7 +12,7 @@ import onnx
 
 from edge import __version__, data, evaluate, files
 from edge import model as M
-from edge.errors import AccuracyGateError, EdgeError, ModelError, OutputError, UsageError, one_line
+from edge.errors import AccuracyGateError, EdgeError, ModelError, UsageError, one_line
 from edge.passes import Context, Option, Outcome, Pass, graph, quantize, ratio
 from edge.passes.channels import PRUNE_CHANNELS
 from edge.passes.weights import PRUNE_WEIGHTS
@@ -183,7 +180,7 @@ def optimize(opts: Options, progress=None) -> dict:
 
 
 def _run(opts: Options, original: onnx.ModelProto, progress) -> tuple[dict, onnx.ModelProto]:
-    with work_folder("edge-optimize-") as tmp:
+    with files.work_folder("edge-optimize-") as tmp:
         ctx = Context(workdir=tmp, input_shapes=opts.input_shapes, options=opts.pass_settings())
         runner = Runner(ctx, progress)
         reference_passes, work_passes = plan(opts)
@@ -223,37 +220,12 @@ def lossless_graph(model: onnx.ModelProto, fields: dict) -> onnx.ModelProto:
     for checks that must come before minutes of work and must not judge nodes that folding removes."""
     opts = Options(model=Path("preview.onnx"), output=Path("preview.onnx"), **fields)
     reference, work = plan(opts)
-    with work_folder("edge-preview-") as tmp:
+    with files.work_folder("edge-preview-") as tmp:
         ctx = Context(workdir=tmp, input_shapes=opts.input_shapes, options=opts.pass_settings())
         runner = Runner(ctx)
         for p in reference + [p for p in work if p.lossless]:
             model = runner.apply(p, model, check_parity=False)
     return model
-
-
-@contextlib.contextmanager
-def work_folder(prefix: str, parent: Path | None = None):
-    """A scratch folder (in TMPDIR unless `parent` is given), removed afterwards whatever happens."""
-    where = parent or Path(tempfile.gettempdir())
-    try:
-        folder = Path(tempfile.mkdtemp(prefix=prefix, dir=where))
-    except OSError as e:
-        raise files.os_error(e, where, doing="cannot create a work folder (set TMPDIR to another folder)") \
-            from None
-    hint = "set TMPDIR to a folder with room" if parent is None else "free some space there"
-    try:
-        yield folder
-    except OSError as e:
-        if e.filename and Path(e.filename).is_relative_to(folder):
-            raise OutputError(f"{where}: cannot write in the work folder: {files.reason(e)}; {hint}") from None
-        raise
-    except EdgeError as e:
-        inside = getattr(e, "path", None)
-        if inside is not None and inside.is_relative_to(folder):
-            raise OutputError(f"{where}: cannot write in the work folder: {e.os_reason}; {hint}") from None
-        raise
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _evaluate(opts, reference, optimized, eval_data, parity_feeds, parity_source, ref_parity) -> dict:

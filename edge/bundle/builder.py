@@ -142,7 +142,7 @@ def build(opts: BuildOptions, progress=print) -> dict:
         app.configure(source, opts.app_options)
     with files.Outputs(*outputs.values()) as out:
         out.prepare()
-        with pipeline.work_folder(f".edge-build-{name}-", opts.output.parent) as work:
+        with files.work_folder(f".edge-build-{name}-", opts.output.parent) as work:
             report, built = _build(opts, target, app, backend, work, Steps(progress))
             os.rename(built, out.temp(opts.output))
             files.write_json(report, out.temp(report_path(opts.output)))
