@@ -156,9 +156,9 @@ def window_scores(model_path: Path, labels_path: Path, wav: Path) -> tuple[np.nd
     app = manifest["app"]
     settings = VoiceSettings.from_dict(app)
     config = ListenConfig.defaults(settings, smooth=1, refractory_s=1.0)
+    recorder = _Recorder()
     listener = Listener(open_session(model_path, 1), settings, config, [o["name"] for o in manifest["outputs"]],
-                        out=None)
-    listener.detector = recorder = _Recorder()
+                        out=None, detector=recorder)
     r = WavReader(wav)
     assert r.rate == features.SAMPLE_RATE and r.channels == 1, wav
     for b in r.blocks(1600):

@@ -154,97 +154,165 @@ def _trace(g: Graph, plan: Plan, tensor: str, ch: Channels, traced=None):
         _consume(g, plan, i, tensor, ch, traced)
 
 
+@dataclass
+class Use:
+    """One node consuming the traced channels: where, through which input, with which attributes."""
+
+    g: Graph
+    plan: Plan
+    i: int
+    node: onnx.NodeProto
+    pos: int  # which input of the node carries the channels
+    ch: Channels
+    traced: dict
+    attrs: dict
+
+    def through(self, ch: Channels | None = None):
+        """The node passes the channels on (same or a new layout): keep following its output."""
+        self.plan.touched.add(self.i)
+        return _trace(self.g, self.plan, self.node.output[0], ch or self.ch, self.traced)
+
+    def slice_input(self, index: int, axis: int):
+        """The node reads the channels through a constant input (a weight): slice it and stop."""
+        self.plan.touched.add(self.i)
+        return _slice(self.g, self.plan, self.node.input[index], axis, self.ch.keep, self.ch.full)
+
+
+NOT_MINE = object()  # a handler's answer when the node does not use the channels the way it handles
+
+
+def _unary(u: Use):
+    if u.pos != 0:
+        return NOT_MINE
+    if u.node.op_type == "Clip" and any(n and n not in u.g.inits for n in u.node.input[1:]):
+        raise Blocked("Clip with non-constant bounds")
+    return u.through()
+
+
+def _binary(u: Use):
+    g, ch, node = u.g, u.ch, u.node
+    other = node.input[1 - u.pos] if len(node.input) == 2 else None
+    if other in g.inits:
+        c = g.array(other)
+        caxis = ch.axis - (ch.rank - c.ndim)
+        if caxis >= 0 and c.shape[caxis] == ch.full:
+            _slice(g, u.plan, other, caxis, ch.keep, ch.full)
+        elif caxis >= 0 and c.shape[caxis] != 1:
+            raise Blocked(f"{node.op_type} constant {other} of shape {list(c.shape)} does not match {ch.full} channels")
+        if c.ndim > ch.rank:
+            raise Blocked(f"{node.op_type} constant {other} broadcasts to a higher rank")
+    elif other is not None and other not in u.traced:
+        # e.g. x * sigmoid(x): fine once the other operand is traced with the same layout; a residual
+        # branch from another layer never will be.
+        if not _derives_from(g, other, set(u.traced)):
+            raise Blocked(f"{node.op_type} '{node.name}' joins another branch ({other})")
+    return u.through()
+
+
+def _batch_norm(u: Use):
+    if u.pos != 0 or u.ch.axis != 1:
+        return NOT_MINE
+    for name in u.node.input[1:5]:
+        if name not in u.g.inits:
+            raise Blocked("BatchNormalization with non-constant parameters")
+        _slice(u.g, u.plan, name, 0, u.ch.keep, u.ch.full)
+    return u.through()
+
+
+def _pool(u: Use):
+    return u.through() if u.ch.axis == 1 else NOT_MINE
+
+
+def _reduce(u: Use):
+    ch, op = u.ch, u.node.op_type
+    axes = u.attrs.get("axes")
+    if axes is None and len(u.node.input) > 1 and u.node.input[1] in u.g.inits:
+        axes = u.g.array(u.node.input[1]).tolist()
+    if axes is None or u.attrs.get("noop_with_empty_axes", 0):
+        raise Blocked(f"{op} over all axes")
+    axes = [x % ch.rank for x in axes]
+    if ch.axis in axes:
+        raise Blocked(f"{op} reduces over the channel axis")
+    keepdims = u.attrs.get("keepdims", 1)
+    new_axis = ch.axis if keepdims else ch.axis - sum(x < ch.axis for x in axes)
+    new_rank = ch.rank if keepdims else ch.rank - len(axes)
+    return u.through(Channels(new_axis, new_rank, ch.keep, ch.full))
+
+
+def _transpose(u: Use):
+    perm = u.attrs.get("perm", list(reversed(range(u.ch.rank))))
+    return u.through(Channels(perm.index(u.ch.axis), u.ch.rank, u.ch.keep, u.ch.full))
+
+
+def _reshape(u: Use):
+    return _flatten(u.g, u.plan, u.i, u.ch, u.traced) if u.pos == 0 else NOT_MINE
+
+
+def _shape(u: Use):
+    if not _only_other_dims_used(u.g, u.node, u.ch):
+        return NOT_MINE
+    u.plan.touched.add(u.i)
+    return None
+
+
+def _conv(u: Use):
+    if u.pos != 0 or u.ch.axis != 1:
+        return NOT_MINE
+    g, ch, node = u.g, u.ch, u.node
+    w = g.array(node.input[1]) if node.input[1] in g.inits else None
+    if w is None:
+        raise Blocked("Conv with non-constant weights")
+    group = u.attrs.get("group", 1)
+    if group == 1 and w.shape[1] == ch.full:
+        return u.slice_input(1, 1)
+    if group == ch.full and w.shape[0] == ch.full and w.shape[1] == 1:  # depthwise: channels pass through
+        _slice(g, u.plan, node.input[1], 0, ch.keep, ch.full)
+        if len(node.input) > 2 and node.input[2]:
+            _slice(g, u.plan, node.input[2], 0, ch.keep, ch.full)
+        u.plan.groups[u.i] = len(ch.keep)
+        return u.through()
+    raise Blocked(f"grouped Conv '{node.name}' (group {group})")
+
+
+def _conv_transpose(u: Use):
+    if u.pos == 0 and u.ch.axis == 1 and u.attrs.get("group", 1) == 1 and u.node.input[1] in u.g.inits:
+        return u.slice_input(1, 0)
+    return NOT_MINE
+
+
+def _gemm(u: Use):
+    if u.pos != 0 or u.ch.rank != 2 or u.ch.axis != 1 or u.attrs.get("transA", 0):
+        return NOT_MINE
+    if u.node.input[1] not in u.g.inits:
+        raise Blocked("Gemm with non-constant B")
+    return u.slice_input(1, 1 if u.attrs.get("transB", 0) else 0)
+
+
+def _matmul(u: Use):
+    if u.pos != 0 or u.ch.axis != u.ch.rank - 1 or u.node.input[1] not in u.g.inits:
+        return NOT_MINE
+    if u.g.array(u.node.input[1]).ndim != 2:
+        raise Blocked("MatMul with a batched constant")
+    return u.slice_input(1, 0)
+
+
+# how each op consumes a tensor whose channels are pruned: pass them on, slice its weights, or refuse
+CONSUMERS = {
+    **{op: _unary for op in UNARY - BINARY}, **{op: _binary for op in BINARY}, **{op: _pool for op in POOL},
+    **{op: _reduce for op in REDUCE}, "BatchNormalization": _batch_norm, "Transpose": _transpose,
+    "Flatten": _reshape, "Reshape": _reshape, "Shape": _shape, "Conv": _conv, "ConvTranspose": _conv_transpose,
+    "Gemm": _gemm, "MatMul": _matmul,
+}
+
+
 def _consume(g: Graph, plan: Plan, i: int, tensor: str, ch: Channels, traced):
     node = g.nodes[i]
-    op, a = node.op_type, _attrs(node)
-    pos = list(node.input).index(tensor)
-    simple = ch.axis == 1  # channels on axis 1 (NC...)
-    if op in UNARY and pos == 0 and op not in ("PRelu",):
-        if op == "Clip" and any(n and n not in g.inits for n in node.input[1:]):
-            raise Blocked("Clip with non-constant bounds")
-        plan.touched.add(i)
-        return _trace(g, plan, node.output[0], ch, traced)
-    if op in BINARY:
-        other = node.input[1 - pos] if len(node.input) == 2 else None
-        if other in g.inits:
-            c = g.array(other)
-            caxis = ch.axis - (ch.rank - c.ndim)
-            if caxis >= 0 and c.shape[caxis] == ch.full:
-                _slice(g, plan, other, caxis, ch.keep, ch.full)
-            elif caxis >= 0 and c.shape[caxis] != 1:
-                raise Blocked(f"{op} constant {other} of shape {list(c.shape)} does not match {ch.full} channels")
-            if c.ndim > ch.rank:
-                raise Blocked(f"{op} constant {other} broadcasts to a higher rank")
-        elif other is not None and other not in traced:
-            # e.g. x * sigmoid(x): fine once the other operand is traced with the same layout; a residual
-            # branch from another layer never will be.
-            if not _derives_from(g, other, set(traced)):
-                raise Blocked(f"{op} '{node.name}' joins another branch ({other})")
-        plan.touched.add(i)
-        return _trace(g, plan, node.output[0], ch, traced)
-    if op == "BatchNormalization" and pos == 0 and ch.axis == 1:
-        for name in node.input[1:5]:
-            if name not in g.inits:
-                raise Blocked("BatchNormalization with non-constant parameters")
-            _slice(g, plan, name, 0, ch.keep, ch.full)
-        plan.touched.add(i)
-        return _trace(g, plan, node.output[0], ch, traced)
-    if op in POOL and ch.axis == 1:
-        plan.touched.add(i)
-        return _trace(g, plan, node.output[0], ch, traced)
-    if op in REDUCE:
-        axes = a.get("axes")
-        if axes is None and len(node.input) > 1 and node.input[1] in g.inits:
-            axes = g.array(node.input[1]).tolist()
-        if axes is None or a.get("noop_with_empty_axes", 0):
-            raise Blocked(f"{op} over all axes")
-        axes = [x % ch.rank for x in axes]
-        if ch.axis in axes:
-            raise Blocked(f"{op} reduces over the channel axis")
-        keepdims = a.get("keepdims", 1)
-        new_axis = ch.axis if keepdims else ch.axis - sum(x < ch.axis for x in axes)
-        new_rank = ch.rank if keepdims else ch.rank - len(axes)
-        plan.touched.add(i)
-        return _trace(g, plan, node.output[0], Channels(new_axis, new_rank, ch.keep, ch.full), traced)
-    if op == "Transpose":
-        perm = a.get("perm", list(reversed(range(ch.rank))))
-        plan.touched.add(i)
-        return _trace(g, plan, node.output[0], Channels(perm.index(ch.axis), ch.rank, ch.keep, ch.full), traced)
-    if op in ("Flatten", "Reshape") and pos == 0:
-        return _flatten(g, plan, i, ch, traced)
-    if op == "Shape" and _only_other_dims_used(g, node, ch):
-        plan.touched.add(i)
-        return None
-    if op == "Conv" and pos == 0 and simple:
-        w = g.array(node.input[1]) if node.input[1] in g.inits else None
-        if w is None:
-            raise Blocked("Conv with non-constant weights")
-        group = a.get("group", 1)
-        if group == 1 and w.shape[1] == ch.full:
-            plan.touched.add(i)
-            return _slice(g, plan, node.input[1], 1, ch.keep, ch.full)
-        if group == ch.full and w.shape[0] == ch.full and w.shape[1] == 1:  # depthwise: channels pass through
-            _slice(g, plan, node.input[1], 0, ch.keep, ch.full)
-            if len(node.input) > 2 and node.input[2]:
-                _slice(g, plan, node.input[2], 0, ch.keep, ch.full)
-            plan.groups[i] = len(ch.keep)
-            plan.touched.add(i)
-            return _trace(g, plan, node.output[0], ch, traced)
-        raise Blocked(f"grouped Conv '{node.name}' (group {group})")
-    if op == "ConvTranspose" and pos == 0 and simple and a.get("group", 1) == 1 and node.input[1] in g.inits:
-        plan.touched.add(i)
-        return _slice(g, plan, node.input[1], 0, ch.keep, ch.full)
-    if op == "Gemm" and pos == 0 and ch.rank == 2 and ch.axis == 1 and not a.get("transA", 0):
-        if node.input[1] not in g.inits:
-            raise Blocked("Gemm with non-constant B")
-        plan.touched.add(i)
-        return _slice(g, plan, node.input[1], 1 if a.get("transB", 0) else 0, ch.keep, ch.full)
-    if op == "MatMul" and pos == 0 and ch.axis == ch.rank - 1 and node.input[1] in g.inits:
-        if g.array(node.input[1]).ndim != 2:
-            raise Blocked("MatMul with a batched constant")
-        plan.touched.add(i)
-        return _slice(g, plan, node.input[1], 0, ch.keep, ch.full)
-    raise Blocked(f"{op} '{node.name}' consumes its channels")
+    handler = CONSUMERS.get(node.op_type)
+    use = Use(g, plan, i, node, list(node.input).index(tensor), ch, traced, _attrs(node))
+    result = handler(use) if handler else NOT_MINE
+    if result is NOT_MINE:
+        raise Blocked(f"{node.op_type} '{node.name}' consumes its channels")
+    return result
 
 
 def _flatten(g, plan, i, ch, traced):

@@ -94,9 +94,11 @@ def thresholds(items: list[str], app: VoiceSettings) -> tuple[float, dict[str, f
 
 class Listener:
     """Everything after the audio source: rebuffering to hops, features, inference, detection, output.
-    `outputs`: the model's output names, in order (a streaming model's states come back by name)."""
+    `outputs`: the model's output names, in order (a streaming model's states come back by name); `detector`:
+    anything with step(probs, t) -> Detection | None, the config's Detector when not given (benchmarks record
+    every window's scores with their own)."""
 
-    def __init__(self, session, app: VoiceSettings, config: ListenConfig, outputs: list[str], out):
+    def __init__(self, session, app: VoiceSettings, config: ListenConfig, outputs: list[str], out, detector=None):
         self.session, self.logits = session, app.scores == "logits"
         stream = app.stream
         self.hop = stream.chunk_samples if stream else RATE * config.hop_ms // 1000
@@ -104,7 +106,8 @@ class Listener:
         self.logmel = app.logmel
         self.frontend = StreamingLogMel(self.window) if self.logmel else None
         self.stream = ModelStream(stream, outputs) if stream else None
-        self.detector = Detector(app.labels, config.threshold, config.thresholds, config.smooth, config.refractory_s)
+        self.detector = detector or Detector(app.labels, config.threshold, config.thresholds, config.smooth,
+                                             config.refractory_s)
         self.labels, self.verbose, self.out = app.labels, config.verbose, out
         self.pending = np.zeros(0, np.float32)
         self.samples = 0
