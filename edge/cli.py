@@ -37,15 +37,9 @@ def optimize_fields(args) -> dict:
     return {o.name: o.from_flag(getattr(args, o.name)) for o in pipeline.OPTIONS}
 
 
-def parser() -> argparse.ArgumentParser:
+def _inspect_args(ins: argparse.ArgumentParser) -> None:
     from edge import backends
-    from edge.bundle import apps
 
-    p = _Parser(prog="edge", description="Prune, quantize and package ONNX models for edge boards.")
-    p.add_argument("--version", action="version", version=f"edgepack {__version__}")
-    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
-
-    ins = sub.add_parser("inspect", help="what is in an ONNX model")
     ins.add_argument("model", type=Path)
     ins.add_argument("--json", action="store_true", help="print JSON instead of a table")
     ins.add_argument("--tensors", action="store_true", help="also list every node with its input/output tensors")
@@ -56,13 +50,18 @@ def parser() -> argparse.ArgumentParser:
                      help="fix an input's dynamic dimensions as edge optimize/build would: for MACs and for "
                           "--backend (repeatable)")
 
-    opt = sub.add_parser("optimize", help="prune, quantize and evaluate a model")
+
+def _optimize_args(opt: argparse.ArgumentParser) -> None:
     opt.add_argument("model", type=Path)
     opt.add_argument("-o", "--output", type=Path, required=True, help="optimized model (.onnx); report beside it")
     add_optimize_options(opt)
     opt.add_argument("--json", action="store_true", help="print the report as JSON instead of tables")
 
-    bld = sub.add_parser("build", help="optimize, then package model + runtime into one executable")
+
+def _build_args(bld: argparse.ArgumentParser) -> None:
+    from edge import backends
+    from edge.bundle import apps
+
     bld.add_argument("model", type=Path)
     bld.add_argument("-o", "--output", type=Path, required=True, help="the executable (e.g. dist/NAME)")
     bld.add_argument("--target", default="x86_64", help="board from targets/*.toml (`edge targets` lists them)")
@@ -84,21 +83,53 @@ def parser() -> argparse.ArgumentParser:
             bld.add_argument(o.flag, dest=f"app_{o.dest}", type=o.type, metavar=o.metavar, help=o.help)
     add_optimize_options(bld)
 
-    run = sub.add_parser("run", help="run an edgepack executable here (emulated if built for another arch)")
+
+def _run_args(run: argparse.ArgumentParser) -> None:
     run.add_argument("exe", type=Path)
     run.add_argument("args", nargs=argparse.REMAINDER, help="passed to the executable (--info, --input ...)")
 
-    doc = sub.add_parser("doctor", help="check what builds for these boards need on this machine (--fix installs it)")
+
+def _doctor_args(doc: argparse.ArgumentParser) -> None:
     doc.add_argument("targets", nargs="*", metavar="TARGET", help="boards from targets/*.toml (default: all)")
     doc.add_argument("--fix", action="store_true",
                      help="as root: install the missing Debian packages and enable emulation, then check again")
     doc.add_argument("--tests", action="store_true", help="also what edgepack's own test suite needs")
     doc.add_argument("--json", action="store_true", help="print JSON instead of one line per check")
 
-    tgt = sub.add_parser("targets", help="list the boards edgepack builds for, or show one")
+
+def _targets_args(tgt: argparse.ArgumentParser) -> None:
     tgt.add_argument("name", nargs="?")
     tgt.add_argument("--json", action="store_true")
+
+
+# subcommand → (help, its arguments); the arguments are added for the command being run only: the optimize and
+# build options come from the pass and app registries, whose imports (onnx, onnxruntime) `edge run` and
+# `edge targets` should not pay for
+SUBCOMMANDS = {
+    "inspect": ("what is in an ONNX model", _inspect_args),
+    "optimize": ("prune, quantize and evaluate a model", _optimize_args),
+    "build": ("optimize, then package model + runtime into one executable", _build_args),
+    "run": ("run an edgepack executable here (emulated if built for another arch)", _run_args),
+    "doctor": ("check what builds for these boards need on this machine (--fix installs it)", _doctor_args),
+    "targets": ("list the boards edgepack builds for, or show one", _targets_args),
+}
+
+
+def parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The command line; with `command`, only that subcommand gets its arguments (None: every one)."""
+    p = _Parser(prog="edge", description="Prune, quantize and package ONNX models for edge boards.")
+    p.add_argument("--version", action="version", version=f"edgepack {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for name, (text, add_arguments) in SUBCOMMANDS.items():
+        sp = sub.add_parser(name, help=text)
+        if command in (None, name):
+            add_arguments(sp)
     return p
+
+
+def _command(argv: list[str]) -> str:
+    """The subcommand named on the command line ("" when none is, e.g. `edge --help`)."""
+    return next((a for a in argv if not a.startswith("-")), "")
 
 
 def cmd_inspect(args) -> int:
@@ -242,7 +273,8 @@ def main(argv: list[str] | None = None) -> int:
         if signal.getsignal(sig) is not signal.SIG_IGN:  # nohup and `cmd &` without job control ignore SIGINT
             signal.signal(sig, _interrupt)
     try:
-        args = parser().parse_args(argv)
+        argv = sys.argv[1:] if argv is None else argv
+        args = parser(_command(argv)).parse_args(argv)
         return COMMANDS[args.command](args)
     except EdgeError as e:
         print(f"edge: error: {e.message}", file=sys.stderr)

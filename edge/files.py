@@ -13,8 +13,6 @@ import stat
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
 from edge.errors import EdgeError, OutputError, UsageError
 from edge.runtime.fsutil import reason, same_path, unwritable
 
@@ -190,13 +188,10 @@ def write_json(obj: dict, path: Path) -> None:
 
 
 def json_default(o):
-    if isinstance(o, np.integer):
-        return int(o)
-    if isinstance(o, np.floating):
-        return float(o)
+    """numpy scalars and arrays (their tolist() gives Python numbers and lists) and paths, for json.dumps."""
     if isinstance(o, Path):
         return str(o)
-    if isinstance(o, np.ndarray):
+    if hasattr(o, "tolist"):
         return o.tolist()
     raise TypeError(type(o).__name__)
 

@@ -5,10 +5,11 @@ the device-side halves are edge/runtime/ort.py and edge/runtime/mx.py, chosen by
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import numpy as np
-import onnx
+if TYPE_CHECKING:  # annotations only: `edge inspect`'s parser reads NAMES without loading onnx
+    import numpy as np
+    import onnx
 
 
 class Backend(Protocol):
