@@ -64,7 +64,7 @@ def system_setup(tests: bool) -> None:
     from edge import doctor  # standard library only: runs before the virtual environment exists
 
     if tests:  # the suite builds for every board, with both backends, and needs a microphone stand-in
-        need = doctor.need_for(None, tests=True)
+        need = doctor.Need(tuple(doctor.T.all_targets().values()), tests=True, survey=False)
     else:  # the main job: the voice-command executable for this machine
         need = doctor.Need((doctor.T.get("x86_64"),), backends=frozenset({"onnxruntime"}), survey=False)
     results = doctor.run(need)

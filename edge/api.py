@@ -23,16 +23,16 @@ def _path(p: PathLike | None) -> Path | None:
 
 
 def _fields(options: dict) -> dict:
-    """Paths given as strings become Paths; an unknown option is refused with the known ones named."""
+    """Strings for path options become Paths (as the flags' types make them); an unknown option is refused with
+    the known ones named."""
     from edge import pipeline
     from edge.errors import UsageError
 
-    known = {o.name for o in pipeline.OPTIONS}
-    unknown = sorted(set(options) - known)
+    known = {o.name: o for o in pipeline.OPTIONS}
+    unknown = sorted(set(options) - set(known))
     if unknown:
         raise UsageError(f"unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    paths = {"calibration", "eval"}
-    return {k: _path(v) if k in paths else v for k, v in options.items()}
+    return {k: Path(v) if known[k].type is Path and isinstance(v, str) else v for k, v in options.items()}
 
 
 def _app_options(app: str | None, given: dict) -> dict:

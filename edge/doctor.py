@@ -14,7 +14,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from edge import targets as T
@@ -24,7 +24,7 @@ from edge.runtime.fsutil import reason, unwritable
 
 BINFMT = Path("/proc/sys/fs/binfmt_misc")
 QEMU = {"aarch64": "qemu-aarch64"}
-BINUTILS = {"aarch64": "aarch64-linux-gnu-objdump"}
+BINUTILS = {"aarch64": "aarch64-linux-gnu-"}  # prefix of the binutils for that architecture
 CACHE_FAIL_BYTES = 1_000_000_000  # a first build environment: ~170-400 MB, plus pip's and apt's downloads
 CACHE_WARN_BYTES = 3_000_000_000
 TMP_WARN_BYTES = 500_000_000  # edge optimize's work folder holds a few copies of the model
@@ -61,18 +61,19 @@ class Need:
     backends: frozenset[str] = frozenset({"onnxruntime", "mxnet"})
     tests: bool = False
     survey: bool = True  # also measure the cache's size (a walk of ~1 GB; `edge build` skips it)
-    host_targets: tuple[T.Target, ...] = field(init=False)
-    emulated_archs: tuple[str, ...] = field(init=False)
 
-    def __post_init__(self):
-        object.__setattr__(self, "host_targets", tuple(t for t in self.targets if t.base == "host"))
-        object.__setattr__(self, "emulated_archs",
-                           tuple(sorted({t.arch for t in self.targets if t.base == "debian-prefix"})))
+    @property
+    def host_targets(self) -> tuple[T.Target, ...]:
+        return tuple(t for t in self.targets if t.base == "host")
+
+    @property
+    def emulated_archs(self) -> tuple[str, ...]:
+        return tuple(sorted({t.arch for t in self.targets if t.base == "debian-prefix"}))
 
 
 # ---- the checks ---------------------------------------------------------------------------------------------
 
-def _deb_installed(package: str) -> bool | None:
+def deb_installed(package: str) -> bool | None:
     """True/False from dpkg; None on a system without dpkg."""
     try:
         out = subprocess.run(["dpkg-query", "-W", "-f=${Status}", package], capture_output=True, text=True).stdout
@@ -81,11 +82,14 @@ def _deb_installed(package: str) -> bool | None:
     return "install ok installed" in out
 
 
-def _library(check: str, lib: str, package: str, why: str) -> Result:
-    found = ctypes.util.find_library(lib)
-    if found or _deb_installed(package):
-        return Result(check, "ok", f"{found or package} ({why})")
-    return Result(check, "fail", f"lib{lib} is missing ({why})", f"install {package}", (package,))
+def _libraries(check: str, libraries: dict[str, str], why: str) -> Result:
+    """`libraries`: library name (as for ctypes.util.find_library) → the Debian package that provides it."""
+    found = {lib: ctypes.util.find_library(lib) for lib in libraries}
+    missing = [pkg for lib, pkg in libraries.items() if not found[lib] and not deb_installed(pkg)]
+    if missing:
+        return Result(check, "fail", f"{', '.join(missing)} missing ({why})", f"install {' '.join(missing)}",
+                      tuple(missing))
+    return Result(check, "ok", f"{', '.join(found[lib] or pkg for lib, pkg in libraries.items())} ({why})")
 
 
 def check_python(need: Need) -> Result:
@@ -98,16 +102,12 @@ def check_python(need: Need) -> Result:
 
 
 def check_portaudio(need: Need) -> Result:
-    return _library("portaudio", "portaudio", "libportaudio2", "bundled into the voice-command executable")
+    return _libraries("portaudio", {"portaudio": "libportaudio2"}, "bundled into the voice-command executable")
 
 
 def check_mxnet_libraries(need: Need) -> Result:
-    missing = [pkg for lib, pkg in (("gomp", "libgomp1"), ("quadmath", "libquadmath0"))
-               if not ctypes.util.find_library(lib) and not _deb_installed(pkg)]
-    if missing:
-        return Result("mxnet-libraries", "fail", f"{', '.join(missing)} missing (MXNet 1.9.1's libmxnet.so "
-                      "links libgomp and libquadmath)", f"install {' '.join(missing)}", tuple(missing))
-    return Result("mxnet-libraries", "ok", "libgomp and libquadmath (MXNet 1.9.1 converts and runs here)")
+    return _libraries("mxnet-libraries", {"gomp": "libgomp1", "quadmath": "libquadmath0"},
+                      "MXNet 1.9.1's libmxnet.so links them; it converts and runs models here")
 
 
 def _binfmt_commands(arch: str) -> tuple[tuple[str, ...], ...]:
@@ -133,7 +133,7 @@ def emulation(arch: str) -> Result:
 
 
 def binutils(arch: str) -> Result:
-    tool = BINUTILS[arch]
+    tool = f"{BINUTILS[arch]}objdump"
     found = shutil.which(tool)
     if found:
         return Result(f"binutils-{arch}", "ok", f"{found} (PyInstaller reads {arch} libraries with it)")
@@ -235,7 +235,7 @@ def check_tmp(need: Need) -> Result:
 
 
 def check_test_audio(need: Need) -> Result:
-    missing = [p for p in TEST_PACKAGES if _deb_installed(p) is False]
+    missing = [p for p in TEST_PACKAGES if deb_installed(p) is False]
     if missing:
         return Result("test-audio", "fail", f"{', '.join(missing)} missing (the tests' microphone is a private "
                       "PulseAudio daemon fed from a pipe)", f"install {' '.join(missing)}", tuple(missing))

@@ -93,12 +93,10 @@ def _load_external_data(model: onnx.ModelProto, path: Path) -> None:
         del tensor.external_data[:]
 
 
-def name_dynamic_dims(model: onnx.ModelProto) -> list[str]:
+def name_dynamic_dims(model: onnx.ModelProto) -> None:
     """Dimensions written as `dim_value: -1` (older paddle2onnx, some TensorFlow converters) or `dim_value: 0`
     are dynamic: each becomes a named one (`x_d0` for dimension 0 of `x`) in graph inputs, outputs and
-    value_info. Left as they are, shape inference, onnxruntime and --input-shape take them as real sizes.
-    Returns what was changed, e.g. ["x[0]=-1"]."""
-    changed = []
+    value_info. Left as they are, shape inference, onnxruntime and --input-shape take them as real sizes."""
 
     def fix(values) -> None:
         for vi in values:
@@ -106,7 +104,6 @@ def name_dynamic_dims(model: onnx.ModelProto) -> list[str]:
                 continue
             for i, d in enumerate(vi.type.tensor_type.shape.dim):
                 if d.HasField("dim_value") and d.dim_value <= 0:
-                    changed.append(f"{vi.name}[{i}]={d.dim_value}")
                     d.dim_param = f"{vi.name}_d{i}"  # clears dim_value: the two are a oneof
 
     def walk(graph) -> None:
@@ -119,7 +116,6 @@ def name_dynamic_dims(model: onnx.ModelProto) -> list[str]:
                     walk(sub)
 
     walk(model.graph)
-    return changed
 
 
 def save(model: onnx.ModelProto, path: str | os.PathLike) -> None:

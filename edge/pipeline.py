@@ -39,7 +39,12 @@ EVALUATION = (
 # every pass the pipeline can plan, in the order it runs them
 PASSES: tuple[Pass, ...] = (graph.CUT, graph.FIX_SHAPES, graph.CLEAN_INPUTS, graph.OPTIMIZER, graph.SIMPLIFY,
                             graph.INFER_SHAPES, PRUNE_CHANNELS, PRUNE_WEIGHTS, *quantize.MODES.values())
-OPTIONS: tuple[Option, ...] = (LOSSLESS, *{o.name: o for p in PASSES for o in p.options}.values(), *EVALUATION)
+def _collect_options(passes) -> tuple[Option, ...]:
+    """The pipeline's own options and each pass's, once each (the quantize modes share theirs)."""
+    return (LOSSLESS, *{o.name: o for p in passes for o in p.options}.values(), *EVALUATION)
+
+
+OPTIONS: tuple[Option, ...] = _collect_options(PASSES)
 
 
 class _OptionsMethods:
@@ -80,7 +85,7 @@ def register(new: Pass, before: str | None = None) -> None:
     names = [p.name for p in PASSES]
     at = names.index(before) if before in names else len(PASSES)
     PASSES = (*PASSES[:at], new, *PASSES[at:])
-    OPTIONS = (LOSSLESS, *{o.name: o for p in PASSES for o in p.options}.values(), *EVALUATION)
+    OPTIONS = _collect_options(PASSES)
     Options = _options_class()
 
 

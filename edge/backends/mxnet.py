@@ -45,7 +45,7 @@ class MXNet:
                                "ONNX graphs only (no QuantizeLinear, ConvInteger or float16), and MXNet's own "
                                "int8 is still ~7x slower than onnxruntime (benchmarks/mxnet_int8.py). Build "
                                "without --quantize, or use --backend onnxruntime for int8")
-        mxnet_ops.refuse(source_path, mxnet_ops.preflight(source, optimize))
+        mxnet_ops.refuse(source_path, mxnet_ops.preflight(source, optimize).as_dict())
 
     def requirements(self, target, runtime_wheel: Path | None) -> list[str]:
         if runtime_wheel:

@@ -183,13 +183,10 @@ def preflight(model: onnx.ModelProto, optimize: dict) -> Preflight:
     return Preflight(before, check(after_model) if before else [], fields.get("input_shapes") or {}, dynamic)
 
 
-def refuse(model_path, pre: Preflight | dict) -> None:
+def refuse(model_path, check: dict) -> None:
     """Raise BackendError naming every node the importer cannot take; nothing when all are fixable.
-    `pre`: a Preflight, or its as_dict() (edge.inspect's `backend_check`)."""
-    if isinstance(pre, dict):
-        _refuse(model_path, [Problem(**p) for p in pre["blocking"]], pre["hint"])
-    else:
-        _refuse(model_path, pre.blocking, pre.shape_hint())
+    `check`: Preflight.as_dict() (edge.inspect's `backend_check`)."""
+    _refuse(model_path, [Problem(**p) for p in check["blocking"]], check["hint"])
 
 
 def refuse_converted(model_path, model: onnx.ModelProto) -> None:

@@ -8,12 +8,12 @@ import json
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from edge import doctor
 from edge.backends import Backend
 from edge.backends.onnxruntime import BACKEND as ORT
 from edge.bundle import prefix
@@ -51,8 +51,7 @@ class BuildEnv:
                 "emulated": self.emulated, "packages": self.packages}
 
 
-def cache_dir() -> Path:
-    return Path(os.environ.get("EDGEPACK_CACHE") or Path.home() / ".cache" / "edgepack")
+cache_dir = doctor.cache_dir  # ~/.cache/edgepack, or EDGEPACK_CACHE
 
 
 def requirements(target: Target, runtime_wheel: Path | None = None, app: App | None = None,
@@ -133,7 +132,8 @@ def ensure(target: Target, progress, runtime_wheel: Path | None = None, app: App
 
 def _create_host(tmp: Path, target: Target, log: Path, progress, pins: list[str], debs=()) -> dict:
     """A venv of the Python running edge, for the same architecture; `debs` must be installed on this machine."""
-    missing = [d for d in debs if not _installed(d)]
+    # not a Debian system (no dpkg): PyInstaller warns if a library is missing
+    missing = [d for d in debs if doctor.deb_installed(d) is False]
     if missing:
         raise TargetError(f"the build needs Debian package(s) {', '.join(missing)} on this machine: as root, "
                           f"`edge doctor --fix {target.name}` (or apt-get install -y {' '.join(missing)})")
@@ -156,14 +156,6 @@ def _create_host(tmp: Path, target: Target, log: Path, progress, pins: list[str]
     progress("build environment: installing " + ", ".join(pins))
     run_logged(pip + pins, log, "installing the runtime packages", progress)
     return {"numpy_build": numpy_build}
-
-
-def _installed(deb: str) -> bool:
-    try:
-        out = subprocess.run(["dpkg-query", "-W", "-f=${Status}", deb], capture_output=True, text=True).stdout
-    except OSError:  # not a Debian system: PyInstaller will warn if the library is missing
-        return True
-    return "install ok installed" in out
 
 
 BASES = {"host": _create_host, "debian-prefix": prefix.create}

@@ -18,7 +18,7 @@ from edge.bundle.proc import run_logged
 
 DEB_ARCH = {"aarch64": "arm64"}
 QEMU_BINFMT = doctor.QEMU
-BINUTILS = {"aarch64": "aarch64-linux-gnu-"}
+BINUTILS = doctor.BINUTILS
 # what the prefix never needs from the dependency closure (package managers, perl, docs)
 SKIP = re.compile(r"^(dpkg|perl.*|libperl.*|tar|install-info|mailcap|mime-support|readline-common|debconf.*|"
                   r"tzdata|libc-bin|base-files|sensible-utils|ucf|lsb-base|init-system-helpers)$")
