@@ -5,7 +5,7 @@ import pytest
 
 from edge.runtime.audio import features
 from edge.runtime.audio.detector import Detector
-from edge.runtime.audio.resample import Resampler
+from edge.runtime.audio.resample import Resampler, convert
 from edge.runtime.audio.streaming import StreamingLogMel
 from edge.runtime.audio.wavfile import WavError, WavReader
 from tests import wavs
@@ -47,6 +47,22 @@ def test_resampler_removes_what_16k_cannot_hold():
     assert np.abs(Resampler(48000, 16000)(tone)[500:-500]).max() < 1e-3
 
 
+@pytest.mark.parametrize("rate,new_rate", [(8000, 16000), (22050, 16000), (24000, 16000), (48000, 16000),
+                                           (16500, 15200)])
+def test_convert_is_the_stream_filter_without_its_delay(rate, new_rate):
+    """A whole clip (training's synthetic voices): aligned in time with its source and of the right length."""
+    t = np.arange(int(rate * 1.3)) / rate
+    x = (0.5 * np.sin(2 * np.pi * 440 * t) + 0.3 * np.sin(2 * np.pi * 3000 * t)).astype(np.float32)
+    y = convert(x, rate, new_rate)
+    assert len(y) == round(len(x) * new_rate / rate)
+    tt = np.arange(len(y)) / new_rate
+    ref = 0.5 * np.sin(2 * np.pi * 440 * tt) + 0.3 * np.sin(2 * np.pi * 3000 * tt)
+    assert np.abs(y[300:-300] - ref[300:-300]).max() < 1e-2  # -40 dB of full scale, no lag
+    if rate > 1.3 * new_rate:  # a tone the output cannot hold is removed, not folded back
+        high = np.sin(2 * np.pi * 0.45 * rate * t).astype(np.float32)
+        assert np.abs(convert(high, rate, new_rate)[300:-300]).max() < 1e-3
+
+
 @pytest.mark.parametrize("bits,floating", [(8, False), (16, False), (24, False), (32, False), (32, True),
                                            (64, True)])
 def test_wav_reader_decodes_every_format(tmp_path, bits, floating):
@@ -58,6 +74,21 @@ def test_wav_reader_decodes_every_format(tmp_path, bits, floating):
     r.close()
     assert (r.rate, r.channels, got.shape) == (44100, 2, (5000, 2))
     assert np.abs(got - x).max() <= 1.0 / 2 ** (bits - 1) + 1e-7
+
+
+def test_wav_reader_reads_another_programs_output_from_memory(tmp_path):
+    """A TTS engine's stdout (training's negatives): a 'data' size larger than what came is read to the end."""
+    import io
+
+    x = np.linspace(-0.5, 0.5, 3000)
+    data = bytearray(wavs.write(tmp_path / "x.wav", x, 22050).read_bytes())
+    data[40:44] = (0x7FFFFFFF).to_bytes(4, "little")  # espeak-ng --stdout cannot know the length
+    r = WavReader(io.BytesIO(bytes(data)), "espeak-ng output")
+    got = r.read_all()
+    assert (r.rate, got.shape) == (22050, (3000, 1))
+    assert np.abs(got[:, 0] - x).max() <= 1 / 32768
+    with pytest.raises(WavError, match="^espeak-ng output: not a WAV"):
+        WavReader(io.BytesIO(b"espeak: voice not found"), "espeak-ng output")
 
 
 @pytest.mark.parametrize("content,words", [(b"", "no RIFF/WAVE header"), (b"RIFF\0\0\0\0WAVEjunk", "no 'fmt '"),

@@ -2,6 +2,7 @@
 
 import csv
 import importlib.util
+import io
 import os
 import time
 import wave
@@ -10,12 +11,21 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-# The device-side front end, loaded by path so that nothing else of the edge package is imported.
-_spec = importlib.util.spec_from_file_location(
-    "kws_features", os.path.join(ROOT, "edge", "runtime", "audio", "features.py")
-)
-features = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(features)
+
+
+def _device_module(name):
+    """A module of the device's audio code, loaded by path so that nothing else of the edge package (nor its
+    dependencies) is needed by the training environment: training hears audio exactly as the device does."""
+    spec = importlib.util.spec_from_file_location(
+        f"kws_{name}", os.path.join(ROOT, "edge", "runtime", "audio", f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+features = _device_module("features")
+wavfile = _device_module("wavfile")
+_resample = _device_module("resample")
 
 DATA = os.path.join(HERE, ".data")  # git-ignored cache
 CLIPS = os.path.join(DATA, "clips")
@@ -54,28 +64,21 @@ class Timer:
         return time.time() - self.t0
 
 
-def read_wav_bytes(data):
-    """Parse a PCM16 WAV (possibly with a bogus streaming header) -> (float32 mono, rate)."""
-    if data[:4] != b"RIFF":
-        raise ValueError("not a WAV")
-    rate, channels, pos = 16000, 1, 12
-    while pos + 8 <= len(data):
-        cid, size = data[pos : pos + 4], int.from_bytes(data[pos + 4 : pos + 8], "little")
-        if cid == b"fmt ":
-            channels = int.from_bytes(data[pos + 10 : pos + 12], "little")
-            rate = int.from_bytes(data[pos + 12 : pos + 16], "little")
-        elif cid == b"data":
-            pcm = data[pos + 8 :]
-            pcm = pcm[: min(size, len(pcm)) // 2 * 2] if size > 0 else pcm[: len(pcm) // 2 * 2]
-            x = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
-            return x.reshape(-1, channels).mean(axis=1), rate
-        pos += 8 + size + (size & 1)
-    raise ValueError("no data chunk")
+def _read(reader):
+    try:
+        return _resample.to_mono(reader.read_all()), reader.rate
+    finally:
+        reader.close()
+
+
+def read_wav_bytes(data, name="WAV data"):
+    """A WAV in memory (another program's output; a streaming header is fine) -> (float32 mono, rate)."""
+    return _read(wavfile.WavReader(io.BytesIO(data), name))
 
 
 def read_wav(path):
-    with open(path, "rb") as f:
-        return read_wav_bytes(f.read())
+    """-> (float32 mono, rate), read by the device's reader; a bad file raises ValueError (WavError)."""
+    return _read(wavfile.WavReader(path))
 
 
 def write_wav(path, x, rate=SR):
@@ -89,16 +92,8 @@ def write_wav(path, x, rate=SR):
 
 
 def resample(x, rate, new_rate=SR):
-    """Band-limited FFT resampling (fine for short clips with silent edges)."""
-    if rate == new_rate:
-        return x.astype(np.float32)
-    n = len(x)
-    m = max(1, int(round(n * new_rate / rate)))
-    spec = np.fft.rfft(x)
-    keep = min(len(spec), m // 2 + 1)
-    out = np.zeros(m // 2 + 1, dtype=spec.dtype)
-    out[:keep] = spec[:keep]
-    return (np.fft.irfft(out, m) * (m / n)).astype(np.float32)
+    """The device's resampler over a whole clip, without its delay (a word stays where it was)."""
+    return _resample.convert(x, rate, new_rate)
 
 
 def read_manifest():

@@ -18,7 +18,10 @@ def to_mono(block: np.ndarray) -> np.ndarray:
 
 
 class Resampler:
-    def __init__(self, rate_in: int, rate_out: int):
+    def __init__(self, rate_in: int, rate_out: int, centred: bool = False):
+        """centred: output k is taken at input time k * rate_in / rate_out instead of `delay` input samples
+        later (the filter's peak sits on a tap, half a tap off the symmetric one), so the last outputs come only
+        once `delay` more samples have been fed (`convert` feeds zeros); a live stream wants the default."""
         g = gcd(int(rate_in), int(rate_out))
         self.up, self.down = int(rate_out) // g, int(rate_in) // g
         self.identity = self.up == self.down
@@ -26,13 +29,16 @@ class Resampler:
             return
         n = TAPS_PER_PHASE * self.up
         cutoff = 0.95 / max(self.up, self.down)  # of the upsampled Nyquist: stays below 7.6 kHz at 16 kHz out
-        t = np.arange(n) - (n - 1) / 2
+        centre = n // 2 if centred else (n - 1) / 2
+        t = np.arange(n) - centre
         h = cutoff * np.sinc(cutoff * t) * np.kaiser(n, 9.0) * self.up
         # phase p uses taps h[p], h[p + up], ... against the newest input sample backwards
         self._phases = h.reshape(TAPS_PER_PHASE, self.up).T.astype(np.float32)  # [up, taps]
         self._history = np.zeros(TAPS_PER_PHASE - 1, np.float32)
-        self.delay = (n - 1) / 2 / self.up  # group delay, in input samples
+        self.delay = centre / self.up  # group delay, in input samples
         self._pos = (TAPS_PER_PHASE - 1) * self.up  # next output, in upsampled samples from the history start
+        if centred:
+            self._pos += centre
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, np.float32)
@@ -48,3 +54,15 @@ class Resampler:
         self._history = buf[keep:]
         self._pos += count * self.down - keep * self.up
         return y
+
+
+def convert(x: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
+    """A whole signal at once through the filter a stream uses, without its delay: output sample k lines up
+    with input time k / rate_out and there are round(len(x) * rate_out / rate_in) of them."""
+    x = np.asarray(x, np.float32)
+    r = Resampler(rate_in, rate_out, centred=True)
+    if r.identity:
+        return x
+    want = int(round(len(x) * r.up / r.down))
+    tail = np.zeros(int(np.ceil(r.delay)) + r.down // r.up + 2, np.float32)
+    return np.concatenate([r(x), r(tail)])[:want]

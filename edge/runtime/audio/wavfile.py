@@ -7,6 +7,7 @@ import struct
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -18,15 +19,18 @@ MAX_FMT_BYTES = 1024  # a 'fmt ' chunk is 16 to 40 bytes
 SKIP_PIECE = 1 << 16
 
 
-class WavError(Exception):
+class WavError(ValueError):
     pass
 
 
 class WavReader:
-    def __init__(self, path: Path | None):
-        """path None: standard input (a pipe: chunks are skipped by reading, never by seeking)."""
-        self.path = path if path is not None else "standard input"
-        if path is None:
+    def __init__(self, path: Path | BinaryIO | None, name: str | None = None):
+        """path None: standard input (a pipe: chunks are skipped by reading, never by seeking); an open binary
+        file (another program's output in memory) is read as it is and named `name` in errors."""
+        self.path = name or (path if path is not None else "standard input")
+        if hasattr(path, "read"):
+            self._f = path
+        elif path is None:
             if sys.stdin.isatty():
                 raise WavError("--wav -: standard input is a terminal; pipe a WAV stream into it "
                                "(arecord -f S16_LE -r 16000 | NAME --wav -)")
@@ -100,6 +104,11 @@ class WavReader:
         if tag == FLOAT and bits in (32, 64):
             return {32: "<f4", 64: "<f8"}[bits]
         self._fail(f"unsupported sample format (format tag {tag}, {bits} bits); use PCM or float WAV")
+
+    def read_all(self) -> np.ndarray:
+        """The whole rest of the file, float32 [frames, channels]."""
+        parts = list(self.blocks(max(1, self.rate)))
+        return np.concatenate(parts) if parts else np.zeros((0, self.channels), np.float32)
 
     def blocks(self, frames: int) -> Iterator[np.ndarray]:
         """Float32 blocks [frames, channels] scaled to [-1, 1]; the last one may be shorter."""
