@@ -29,6 +29,8 @@ CACHE_FAIL_BYTES = 1_000_000_000  # a first build environment: ~170-400 MB, plus
 CACHE_WARN_BYTES = 3_000_000_000
 TMP_WARN_BYTES = 500_000_000  # edge optimize's work folder holds a few copies of the model
 TEST_PACKAGES = ("pulseaudio", "pulseaudio-utils", "libasound2-plugins")  # a private PulseAudio daemon as mic
+# the kiosk page's tests drive Debian's browser (no browser download); the font keeps screenshots legible
+TEST_BROWSER = ("chromium", "chromium-driver", "fonts-dejavu-core")
 
 
 @dataclass
@@ -242,6 +244,14 @@ def check_test_audio(need: Need) -> Result:
     return Result("test-audio", "ok", "PulseAudio for the tests' microphone")
 
 
+def check_test_browser(need: Need) -> Result:
+    missing = [p for p in TEST_BROWSER if deb_installed(p) is False]
+    if missing:
+        return Result("test-browser", "fail", f"{', '.join(missing)} missing (the kiosk page is tested in a real "
+                      "browser)", f"install {' '.join(missing)}", tuple(missing))
+    return Result("test-browser", "ok", "chromium and chromedriver for the kiosk page's tests")
+
+
 @dataclass(frozen=True)
 class Check:
     run: Callable[[Need], Result | list[Result]]
@@ -259,6 +269,7 @@ CHECKS: dict[str, Check] = {
     "cache": Check(check_cache, lambda n: True),
     "tmp": Check(check_tmp, lambda n: True),
     "test-audio": Check(check_test_audio, lambda n: n.tests),
+    "test-browser": Check(check_test_browser, lambda n: n.tests),
 }
 
 

@@ -26,7 +26,7 @@ EXCLUDES = [
     "_ssl", "ssl", "_hashlib", "readline", "_decimal", "decimal", "tkinter", "unittest", "pydoc",
     "_codecs_cn", "_codecs_hk", "_codecs_iso2022", "_codecs_jp", "_codecs_kr", "_codecs_tw", "_multibytecodec",
     "doctest", "email", "http", "urllib.request", "xml", "xmlrpc", "html", "asyncio", "multiprocessing", "concurrent",
-    "sqlite3", "lzma", "_lzma", "bz2", "_bz2", "pdb", "curses", "socket", "_socket", "unicodedata",
+    "sqlite3", "lzma", "_lzma", "bz2", "_bz2", "pdb", "curses", "unicodedata",
     "pyexpat", "tty", "pty", "ftplib", "smtplib", "imaplib", "mailbox", "webbrowser", "zipapp", "venv",
 ]
 # numpy >= 2 loads these lazily, so the runtime never does; numpy 1.x imports them in numpy/__init__
@@ -34,6 +34,8 @@ NUMPY2_EXCLUDES = ["numpy.random", "numpy.fft", "numpy.polynomial", "numpy.ma"]
 # imported by name at run time, invisible to PyInstaller's analysis: numpy 1.x's add_newdoc imports this
 # (Debian's numpy does not ship numpy's own PyInstaller hook, which would add it); a missing name is a warning
 HIDDEN = ["numpy.core._multiarray_tests", "numpy.core._dtype_ctypes", "secrets"]  # secrets: numpy.random (1.x)
+# serve mode's modules are imported only when --serve is given
+HIDDEN += [f"edge.runtime.serve.{m}" for m in ("model_api", "events", "kiosk", "live")]
 # libpython is our own copy of a library built without size in mind: stripping its symbols saves ~7 MB
 # compressed. Third-party wheel libraries are never stripped (--strip breaks numpy's OpenBLAS).
 STRIP = ("libpython",)
@@ -65,6 +67,9 @@ ONEDIR = """exe = EXE(pyz, a.scripts, [], exclude_binaries=True, name={name!r}, 
 coll = COLLECT(exe, a.binaries, a.datas, name={name!r}, strip=False, upx=False)"""
 
 
+CORE_PACKAGES = ("serve",)  # subpackages of edge/runtime every executable carries (--serve)
+
+
 def stage_runtime(stage: Path, backend_module: str, packages: tuple[str, ...] = ()) -> tuple[Path, Path]:
     """Copy the device side into a clean source tree: edge/__init__.py is empty there, so no host code can
     be imported by accident. Returns (source root, entry script)."""
@@ -75,7 +80,7 @@ def stage_runtime(stage: Path, backend_module: str, packages: tuple[str, ...] = 
     for f in RUNTIME_SRC.glob("*.py"):
         if f.stem not in backends.runtime_modules() or f.stem == backend_module:
             shutil.copy2(f, pkg / "runtime" / f.name)
-    for sub in packages:  # an app's code, e.g. audio/
+    for sub in (*CORE_PACKAGES, *packages):  # serve/ in every executable; an app's code, e.g. audio/
         shutil.copytree(RUNTIME_SRC / sub, pkg / "runtime" / sub, ignore=shutil.ignore_patterns("__pycache__"))
     entry = src / "edge_entry.py"
     entry.write_text("from edge.runtime.cli import main\n\nraise SystemExit(main())\n")

@@ -3,6 +3,7 @@ bytes that are really there before anything is allocated (numpy allocates first,
 
 from __future__ import annotations
 
+import io
 import os
 import zipfile
 from pathlib import Path
@@ -55,11 +56,12 @@ def load_npy(path: str | os.PathLike) -> np.ndarray:
         raise ArrayFileError(f"{path}: cannot read the array ({e})") from None
 
 
-def load_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Every array of an .npz by name; each member's header is checked against its uncompressed size."""
+def load_npz(path: str | os.PathLike, data: bytes | None = None) -> dict[str, np.ndarray]:
+    """Every array of an .npz by name; each member's header is checked against its uncompressed size.
+    data: the archive's bytes (a request body), `path` then only names it in errors."""
     path = str(path)
     try:
-        with zipfile.ZipFile(path) as z:
+        with zipfile.ZipFile(path if data is None else io.BytesIO(data)) as z:
             arrays = {}
             for info in z.infolist():
                 name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename

@@ -15,6 +15,7 @@ import numpy as np
 from . import arrays, bundled
 from .fsutil import reason, same_path, unwritable
 from .manifest import Manifest, Tensor
+from .serve import options as serve_options
 from .session import open_session
 
 EXIT_USAGE = 2  # wrong flags, input names, shapes or dtypes, unreadable input files
@@ -48,6 +49,7 @@ def parser(name: str) -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print outputs as JSON on stdout")
     p.add_argument("--bench", type=int, metavar="N", help="time N runs after warm-up; print latency statistics")
     p.add_argument("--threads", type=int, metavar="K", help="inference threads (default: chosen at build time, --info)")
+    serve_options.add_flags(p)
     return p
 
 
@@ -209,6 +211,18 @@ def synthetic_feed(inputs: list[Tensor]) -> dict[str, np.ndarray]:
     return feed
 
 
+def serve(args, manifest: Manifest, session, name: str) -> int:
+    from .serve.model_api import ModelRoutes  # only a serving run needs the HTTP side
+
+    routes = ModelRoutes(manifest, session)
+    server = serve_options.start(args, routes.routes(), name, InputError)
+    serve_options.wait_for_stop()
+    server.close()
+    print(f"{name}: stopped: served {routes.requests} classification(s), {server.errors} failed", file=sys.stderr,
+          flush=True)
+    return 0
+
+
 def main(argv: list[str] | None, manifest: Manifest, name: str) -> int:
     try:
         args = parser(name).parse_args(argv)
@@ -227,8 +241,12 @@ def run_model(args, manifest: Manifest, name: str) -> int:
         args.input += args.paths
         check_threads(args.threads)
         check_bench(args.bench)
-        if not (args.input or args.samples or args.bench):
-            raise InputError(f"nothing to do: give --info, --input, --samples or --bench (inputs: {signature(inputs)})")
+        serve_options.check(args, InputError)
+        if args.serve and (args.input or args.samples or args.bench or args.output):
+            raise InputError("--serve answers requests: give it without --input, --samples, --bench or --output")
+        if not (args.input or args.samples or args.bench or args.serve):
+            raise InputError("nothing to do: give --info, --input, --samples, --bench or --serve (inputs: "
+                             f"{signature(inputs)})")
         if args.input and args.samples:
             raise InputError("give --input or --samples, not both")
         if args.output:
@@ -244,6 +262,8 @@ def run_model(args, manifest: Manifest, name: str) -> int:
             print(f"{name}: error: the {manifest.backend.name} backend cannot load the model: {e}",
                   file=sys.stderr)
             return EXIT_RUNTIME
+        if args.serve:
+            return serve(args, manifest, session, name)
         if args.bench:
             stats = bench(session, feeds[0] if feeds else synthetic_feed(inputs), args.bench)
             stats["threads"] = threads

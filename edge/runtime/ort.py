@@ -20,6 +20,8 @@ def inference_session(model: Path | bytes, threads: int) -> ort.InferenceSession
 
 
 class OrtSession:
+    concurrent = True  # InferenceSession.run may be called from several threads at once (serve mode)
+
     def __init__(self, model: Path, threads: int):
         self._sess = inference_session(model, threads)
 

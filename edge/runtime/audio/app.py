@@ -15,6 +15,9 @@ import numpy as np
 from edge.runtime import bundled
 from edge.runtime.manifest import Manifest
 from edge.runtime.model_cli import EXIT_RUNTIME, EXIT_USAGE, InputError, check_threads, parser, run_model
+from edge.runtime.serve import options as serve_options
+from edge.runtime.serve.http import Response
+from edge.runtime.serve.live import InputState
 from edge.runtime.session import open_session
 
 from . import features
@@ -98,7 +101,8 @@ class Listener:
     anything with step(probs, t) -> Detection | None, the config's Detector when not given (benchmarks record
     every window's scores with their own)."""
 
-    def __init__(self, session, app: VoiceSettings, config: ListenConfig, outputs: list[str], out, detector=None):
+    def __init__(self, session, app: VoiceSettings, config: ListenConfig, outputs: list[str], out, detector=None,
+                 observer=None):
         self.session, self.logits = session, app.scores == "logits"
         stream = app.stream
         self.hop = stream.chunk_samples if stream else RATE * config.hop_ms // 1000
@@ -109,6 +113,7 @@ class Listener:
         self.detector = detector or Detector(app.labels, config.threshold, config.thresholds, config.smooth,
                                              config.refractory_s)
         self.labels, self.verbose, self.out = app.labels, config.verbose, out
+        self.observer = observer  # observer(t, block, probs or None) after every step (serve mode's level meter)
         self.pending = np.zeros(0, np.float32)
         self.samples = 0
         self.non_finite = 0  # NaN/inf samples in the input, replaced by silence
@@ -136,6 +141,7 @@ class Listener:
         self.samples += len(block)
         warm = self.samples >= self.window  # before, the window is still part digital zeros: nothing to judge
         if not warm and not self.stream:  # a streaming model's states must follow every step, judged or not
+            self._observe(block, None)
             return
         t1 = time.perf_counter()
         outputs = self.session.run(feeds)
@@ -143,6 +149,7 @@ class Listener:
             self.stream.update(outputs)
         t2 = time.perf_counter()
         if not warm:
+            self._observe(block, None)
             return
         scores = outputs[0][0]
         self.windows += 1
@@ -151,7 +158,9 @@ class Listener:
         probs = softmax(scores) if self.logits else scores
         if not np.isfinite(probs).all():  # a model that overflowed: never a detection, never NaN in the JSON
             self.bad_scores += 1
+            self._observe(block, None)
             return
+        self._observe(block, probs)
         hit = self.detector.step(probs, self.samples / RATE)
         if self.verbose:
             top = int(np.argmax(probs))
@@ -160,6 +169,10 @@ class Listener:
         if hit:
             self.detections.append(hit)
             self.out(hit)
+
+    def _observe(self, block: np.ndarray, probs) -> None:
+        if self.observer:
+            self.observer(self.samples / RATE, block, probs)
 
     def summary(self, extra: str = "") -> str:
         secs = self.samples / RATE
@@ -182,8 +195,10 @@ def printer(as_json: bool):
     return out
 
 
-def wav_audio(path: Path, fast: bool, window_s: float) -> Iterator[np.ndarray]:
+def wav_audio(path: Path, fast: bool, window_s: float, status: InputState | None = None) -> Iterator[np.ndarray]:
     reader = WavReader(None if str(path) == "-" else path)
+    if status:
+        status.rate = reader.rate
     try:
         resample = Resampler(reader.rate, RATE)
         start, sent = time.monotonic(), 0
@@ -199,8 +214,9 @@ def wav_audio(path: Path, fast: bool, window_s: float) -> Iterator[np.ndarray]:
         reader.close()
 
 
-def mic_audio(sd, args, status) -> Iterator[np.ndarray]:
-    """Blocks from the microphone at 16 kHz; after a lost device, waits up to --reconnect seconds for it."""
+def mic_audio(sd, args, status: InputState) -> Iterator[np.ndarray]:
+    """Blocks from the microphone at 16 kHz; after a lost device, waits up to --reconnect seconds for it.
+    `status` follows the device's state (serve mode's heartbeat reads it)."""
     silent_for, warned, lost_at = 0.0, False, None
     while True:
         try:
@@ -213,7 +229,8 @@ def mic_audio(sd, args, status) -> Iterator[np.ndarray]:
             _rescan(sd)
             continue
         with mic:
-            status.setdefault("mics", []).append(mic)
+            status.mics.append(mic)
+            status.state, status.device, status.rate, status.warning = "listening", device["name"], mic.rate, ""
             rate_note = "" if mic.rate == RATE else f", resampled from {mic.rate} Hz"
             print(f"{'reconnected' if lost_at else 'listening'} on {device['index']}: {device['name']} "
                   f"({mic.rate} Hz{rate_note}); Ctrl-C stops", file=sys.stderr, flush=True)
@@ -224,6 +241,7 @@ def mic_audio(sd, args, status) -> Iterator[np.ndarray]:
                     if np.any(block):
                         if warned:
                             print("audio is back", file=sys.stderr, flush=True)
+                            status.warning = ""
                         silent_for, warned = 0.0, False
                     else:
                         silent_for += len(block) / mic.rate
@@ -231,8 +249,11 @@ def mic_audio(sd, args, status) -> Iterator[np.ndarray]:
                             print(f"warning: no audio: the input has been digital silence for {silent_for:.0f} s "
                                   "(muted or dead microphone?)", file=sys.stderr, flush=True)
                             warned = True
+                            status.warning = "no audio: the microphone gives digital silence (muted or dead?)"
+                    status.silent_s = silent_for
                     yield resample(block)
             except AudioError as e:
+                status.state, status.warning = ("lost", str(e)) if args.reconnect <= 0 else ("reconnecting", str(e))
                 if args.reconnect <= 0:
                     raise
                 print(f"warning: {e}; waiting up to {args.reconnect:g} s for it to come back", file=sys.stderr,
@@ -262,6 +283,38 @@ def list_devices(sd, as_json: bool) -> int:
     return 0
 
 
+class Serving:
+    """--serve beside --mic/--wav: the model's routes, the kiosk page and the event stream."""
+
+    def __init__(self, args, manifest: Manifest, session, app: VoiceSettings, status: InputState, name: str):
+        from edge.runtime.serve.events import Hub
+        from edge.runtime.serve.kiosk import PAGE
+        from edge.runtime.serve.live import Live
+        from edge.runtime.serve.model_api import ModelRoutes
+
+        self.hub = Hub()
+        self.live = Live(self.hub, status, list(app.keywords), list(app.labels))
+        self.model = ModelRoutes(manifest, session)
+        page = PAGE.encode()
+        routes = {**self.model.routes(), ("GET", "/v1/events"): self.hub.route,
+                  ("GET", "/"): lambda _r: Response(200, page, "text/html; charset=utf-8")}
+        self.server = serve_options.start(args, routes, name, InputError)
+        self.live.start()
+
+    def tee(self, out):
+        def both(d: Detection) -> None:
+            out(d)  # stdout first: the JSON lines stay exactly as without --serve
+            self.live.detection(d)
+        return both
+
+    def close(self) -> str:
+        self.live.stop()
+        self.hub.close()
+        self.server.close()
+        return (f"; served {self.model.requests} classification(s), {self.hub.published} event(s), "
+                f"{self.hub.dropped} dropped for slow readers")
+
+
 def main(argv: list[str] | None, manifest: Manifest, name: str) -> int:
     app = VoiceSettings.from_dict(manifest.app.settings)
     try:
@@ -269,14 +322,15 @@ def main(argv: list[str] | None, manifest: Manifest, name: str) -> int:
         if args.fast and not args.wav:
             raise InputError("--fast goes with --wav")
         if not (args.mic or args.wav or args.list_devices):
-            if not (args.info or args.input or args.paths or args.samples or args.bench):
+            if not (args.info or args.input or args.paths or args.samples or args.bench or args.serve):
                 raise InputError("nothing to do: give --mic, --wav FILE or --list-devices (model flags: --info, "
-                                 "--input, --samples, --bench)")
+                                 "--input, --samples, --bench, --serve)")
             return run_model(args, manifest, name)
         if sum(map(bool, (args.mic, args.wav, args.list_devices))) > 1:
             raise InputError("give one of --mic, --wav, --list-devices")
         check_limits(args)
         check_threads(args.threads)
+        serve_options.check(args, InputError)
         if args.hop_ms < 10 or args.hop_ms % 10 or args.hop_ms > 1000:
             raise InputError("--hop-ms must be a multiple of 10 between 10 and 1000")
         step_ms = round(app.hop_s * 1000)
@@ -295,21 +349,34 @@ def main(argv: list[str] | None, manifest: Manifest, name: str) -> int:
         default, per = thresholds(args.threshold, app)
         config = ListenConfig(hop_ms=args.hop_ms, threshold=default, thresholds=per, smooth=args.smooth,
                               refractory_s=args.refractory, verbose=args.verbose)
-        listener = Listener(session, app, config, [o.name for o in manifest.outputs], printer(as_json))
-        status: dict = {}
+        status = InputState("wav" if args.wav else "mic", device="" if args.mic else str(args.wav))
+        served = Serving(args, manifest, session, app, status, name) if args.serve else None
+        out = printer(as_json)
+        if served:
+            out = served.tee(out)
+        listener = Listener(session, app, config, [o.name for o in manifest.outputs], out,
+                            observer=served.live.window if served else None)
         code, how = 0, "end of file" if args.wav else ""
         try:
-            audio = wav_audio(args.wav, args.fast, app.window_s) if args.wav else mic_audio(sd, args, status)
+            status.state = "listening"
+            audio = wav_audio(args.wav, args.fast, app.window_s, status) if args.wav else mic_audio(sd, args, status)
             for block in audio:
                 listener.feed(block)
+            if served:  # the file has ended: the page and the API stay up until Ctrl-C or SIGTERM
+                status.state = "ended"
+                served.live.publish_status()
+                serve_options.wait_for_stop()
+                how = "end of file, then stopped"
         except KeyboardInterrupt:
             how = "stopped"
         except AudioError as e:
             print(f"{name}: error: {e}", file=sys.stderr)
-            code, how = EXIT_AUDIO, "input lost"
-        mics = status.get("mics", [])
+            code, how, status.state = EXIT_AUDIO, "input lost", "lost"
+        mics = status.mics
         drops = (f"; dropped {sum(m.dropped_frames for m in mics)} frames, {sum(m.overflows for m in mics)} "
                  f"overflow(s)" + (f", {len(mics) - 1} reconnection(s)" if len(mics) > 1 else "")) if mics else ""
+        if served:
+            drops += served.close()
         print(f"{name}: {how}: {listener.summary(drops)}", file=sys.stderr, flush=True)
         return code
     except InputError as e:

@@ -1,0 +1,1 @@
+"""Serve mode: the local HTTP interface of every executable (standard library only)."""
