@@ -104,8 +104,8 @@ class UnixConnection(http.client.HTTPConnection):
         self.sock.connect(self.unix_path)
 
 
-def sse_events(served: Served, stop: threading.Event, got: list, headers=None):
-    """Read /v1/events until `stop`, appending (event, data) pairs."""
+def sse_events(served: Served, stop: threading.Event, got: list, headers=None, arrivals: list | None = None):
+    """Read /v1/events until `stop`, appending (event, data) pairs (and to `arrivals` the time each came)."""
     c = served.connection(timeout=60)
     c.request("GET", "/v1/events", headers=headers or {})
     r = c.getresponse()
@@ -120,6 +120,8 @@ def sse_events(served: Served, stop: threading.Event, got: list, headers=None):
             if line.startswith("event: "):
                 kind = line[7:]
             elif line.startswith("data: "):
+                if arrivals is not None:
+                    arrivals.append(time.time())
                 got.append((kind, json.loads(line[6:])))
     finally:
         c.close()

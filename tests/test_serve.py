@@ -222,3 +222,62 @@ def test_sigterm_closes_connections_and_exits_0_with_a_summary(mlp_exe):
     code, err = s.stop()
     idle.close()
     assert code == 0 and "stopped: served 1 classification(s), 0 failed" in err and "Traceback" not in err
+
+
+def test_a_browser_gets_the_token_as_a_cookie(mlp_exe):
+    s = Served(mlp_exe, "--serve-token", "k1")
+    try:
+        assert s.request("GET", "/?token=wrong")[0] == 401
+        status, headers, _ = s.request("GET", "/?token=k1")
+        assert status == 303 and headers["Location"] == "/"
+        cookie = headers["Set-Cookie"].split(";")[0]
+        assert "HttpOnly" in headers["Set-Cookie"] and cookie == "edgepack_token=k1"
+        assert s.request("GET", "/healthz", headers={"Cookie": cookie})[0] == 200
+    finally:
+        s.stop()
+
+
+@pytest.fixture(scope="module")
+def fragile_exe(models, tmp_path_factory):
+    """x float32[1, n] reshaped in halves: any n passes the input checks, an odd n fails inside onnxruntime."""
+    from tests.conftest import edge
+
+    work = tmp_path_factory.mktemp("fragile")
+    np.savez(work / "eval.npz", x=np.ones((4, 1, 6), np.float32))
+    edge("build", models("fragile-reshape"), "-o", work / "fragile", "--eval", work / "eval.npz")
+    return work / "fragile"
+
+
+def test_a_model_error_is_a_500_and_the_server_goes_on(fragile_exe):
+    s = Served(fragile_exe)
+    try:
+        status, r = s.json("POST", "/v1/classify", {"inputs": {"x": [[1, 2, 3, 4, 5]]}})
+        assert status == 500 and "Reshape" in r["error"] and "\n" not in r["error"], r
+        status, r = s.json("POST", "/v1/classify", {"inputs": {"x": [[1, 2, 3, 4]]}})
+        assert status == 200 and r["outputs"]["y"] == [[3.0, 7.0]]
+    finally:
+        code, err = s.stop()
+    assert code == 0 and "stopped: served 1 classification(s), 1 failed" in err and "Traceback" not in err
+
+
+def test_a_full_reader_queue_drops_and_counts_without_waiting():
+    """The event hub itself (the code in every voice executable): publishing to a reader that never reads
+    returns at once, drops what its queue cannot hold, counts it and tells the reader."""
+    import time
+
+    from edge.runtime.serve.events import QUEUE_EVENTS, Hub
+
+    hub = Hub()
+    stuck = hub.route(None).stream
+    assert next(stuck) == b"retry: 2000\n\n"  # subscribed; now it reads nothing more
+    t = time.perf_counter()
+    for i in range(QUEUE_EVENTS + 500):
+        hub.publish("level", {"i": i})
+    assert time.perf_counter() - t < 5  # no wait on the reader (a generous bound, not a benchmark)
+    assert hub.dropped == 500 and hub.readers == 1
+    events = [next(stuck) for _ in range(QUEUE_EVENTS)]
+    assert b'"i":0' in events[0] and b'"dropped_before":500' in events[0]
+    hub.publish("detection", {"label": "go"})
+    assert b"event: detection" in next(stuck)
+    hub.close()
+    assert list(stuck) == [] and hub.readers == 0

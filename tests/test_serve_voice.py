@@ -221,3 +221,21 @@ def test_two_hour_soak_with_three_readers_keeps_memory_flat(voice_exe, tmp_path)
           f"{t[-1] / 3600:.2f} h of audio, slope {slope:+.2f} MB/h")
     assert len(samples) >= 60 and t[-1] >= 7000
     assert rss[keep].max() - rss[keep].min() < 8 and abs(slope) < 4, (slope, rss.tolist())
+
+
+def test_status_events_carry_the_silent_microphone_warning(voice_exe, tmp_path):
+    mic = VirtualMic(tmp_path).start()
+    try:
+        s = Served(voice_exe, "--mic", "--device", "pulse", "--silence-warn", "1", env=mic.env)
+        got: list = []
+        stop, _ = _reader(s, got)
+        mic.play(np.zeros(16000 * 4, np.float32))
+        ok = _wait_for(lambda: any(k == "status" and "no audio" in d["warning"] for k, d in got), 20)
+        code, err = s.stop()
+        stop.set()
+        mic.stop_playing()
+    finally:
+        mic.close()
+    status = [d for k, d in got if k == "status"]
+    assert ok, status[-2:]
+    assert code == 0 and status[-1]["state"] == "listening" and status[-1]["device"] == "pulse"

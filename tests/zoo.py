@@ -250,6 +250,19 @@ def paddle_dynamic(out: Path) -> Path:
     return _save(model, out)
 
 
+def fragile_reshape(out: Path) -> Path:
+    """x float32[1, n] -> reshaped to [1, 2, n/2] -> summed to [1, 2]: valid input, run-time failure for odd n
+    (what a model error looks like to a server)."""
+    graph = helper.make_graph(
+        [helper.make_node("Reshape", ["x", "shape"], ["r"]), helper.make_node("ReduceSum", ["r", "axes"], ["y"],
+                                                                              keepdims=0)],
+        "fragile", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, "n"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])],
+        [numpy_helper.from_array(np.array([1, 2, -1], np.int64), "shape"),
+         numpy_helper.from_array(np.array([2], np.int64), "axes")])
+    return _save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), out)
+
+
 def _save(model: onnx.ModelProto, out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     onnx.checker.check_model(model)
@@ -266,6 +279,7 @@ BUILDERS = {
     "tf-like": export_like,
     "paddle-like": lambda out, opset=11: export_like(out, opset, "paddle"),
     "paddle-dynamic": paddle_dynamic,
+    "fragile-reshape": fragile_reshape,
 }
 
 if __name__ == "__main__":
