@@ -17,16 +17,18 @@ SERVING = re.compile(r"serving on (?:http://(?P<host>[^ ]+):(?P<port>\d+)|unix:(
 
 
 class Served:
-    """`exe --serve 0 ARGS…`; stderr is read by a thread (the caller may read stdout itself)."""
+    """`exe --serve 0 ARGS…`; stderr is read by a thread (the caller may read stdout itself). `exe` may be a
+    command list (`edge run EXE` for another architecture)."""
 
-    def __init__(self, exe: Path, *args, serve: str = "0", env=None, stdout=subprocess.PIPE):
-        self.proc = subprocess.Popen([str(exe), "--serve", serve, *map(str, args)], stdout=stdout,
+    def __init__(self, exe: Path | list, *args, serve: str = "0", env=None, stdout=subprocess.PIPE, timeout=60):
+        command = list(map(str, exe)) if isinstance(exe, list) else [str(exe)]
+        self.proc = subprocess.Popen([*command, "--serve", serve, *map(str, args)], stdout=stdout,
                                      stderr=subprocess.PIPE, text=True, env=env)
         self.err_lines: list[str] = []
         self._ready = threading.Event()
         self.host, self.port, self.unix = None, None, None
         threading.Thread(target=self._read_err, daemon=True).start()
-        if not self._ready.wait(60):
+        if not self._ready.wait(timeout):
             self.proc.kill()
             raise AssertionError("no 'serving on' line:\n" + "".join(self.err_lines))
 

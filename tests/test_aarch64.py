@@ -81,3 +81,18 @@ def test_runtime_wheel_of_the_wrong_architecture(models, tmp_path):
                        cwd=ROOT)
     assert r.returncode == 9 and "x86_64" in r.stderr and "aarch64" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "dist" / "x").exists()
+
+
+def test_the_rpi4_executable_serves_under_emulation(models, rpi4_build):
+    from tests.served import Served
+
+    out, env, _ = rpi4_build
+    x = np.load(models("trained-cnn").parent / "eval.npz")["x"][:2]
+    s = Served([sys.executable, "-m", "edge", "run", out], env=env, timeout=180)
+    try:
+        status, r = s.json("POST", "/v1/classify", {"inputs": {"x": x.tolist()}})
+    finally:
+        code, err = s.stop()
+    assert status == 200, r
+    assert rel_diff(run_onnx(models("trained-cnn"), {"x": x})[0], np.array(r["outputs"]["probs"])) <= 1e-4
+    assert "stopped: served 1 classification(s), 0 failed" in err, err

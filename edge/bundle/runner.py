@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import signal
 import subprocess
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from edge.bundle.verify import entry_point
 from edge.errors import TargetError, UsageError
 from edge.runtime.fsutil import reason
 
+STOP_WAIT_S = 30  # for the executable to finish after the signal edge passed on
 DEBIAN_RELEASES = {"buster": 10, "bullseye": 11, "bookworm": 12, "trixie": 13}
 
 
@@ -49,6 +51,15 @@ def run(exe: Path, args: list[str]) -> int:
         raise UsageError(f"{exe}: not an ELF executable")
     env = emulation_env(info["arch"])
     try:
-        return subprocess.run([str(path), *args], env=env or os.environ.copy()).returncode
+        child = subprocess.Popen([str(path.absolute()), *args], env=env or os.environ.copy())  # not a PATH lookup
     except OSError as e:
         raise UsageError(f"{exe}: cannot run it: {reason(e)}") from None
+    try:
+        return child.wait()
+    except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM to edge: the executable ends itself, with its summary
+        child.send_signal(getattr(e, "signum", signal.SIGINT))
+        try:
+            return child.wait(timeout=STOP_WAIT_S)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            raise e from None
