@@ -112,7 +112,7 @@ def _check_screenshot(path: Path) -> None:
     assert colours > 20, f"{path}: {colours} colours: a blank page"  # text, bars and panels, not one fill
 
 
-def test_kiosk_page_shows_each_word_from_the_microphone(voice_exe, tmp_path):
+def test_kiosk_page_shows_each_word_from_the_microphone(voice_exe, tmp_path, capsys):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     mic = VirtualMic(tmp_path).start()
     browser = None
@@ -139,7 +139,8 @@ def test_kiosk_page_shows_each_word_from_the_microphone(voice_exe, tmp_path):
                                               " document.documentElement.scrollHeight]")
             shot = ARTIFACTS / f"kiosk-{size[0]}x{size[1]}.png"
             browser.save_screenshot(str(shot))
-            print(f"kiosk screenshot: {shot} (viewport {inner[0]}x{inner[1]})")
+            with capsys.disabled():  # into the CI log, where the artifact's path is wanted
+                print(f"\nkiosk screenshot: {shot} (viewport {inner[0]}x{inner[1]})")
             assert inner == list(size)
             _check_screenshot(shot)
             assert 0 <= box[0] and box[2] <= inner[0] and 0 <= box[1] and box[3] <= inner[1], (size, box, inner)
@@ -189,7 +190,7 @@ def _long_wav(path: Path, hours: float) -> Path:
     return path
 
 
-def test_two_hour_soak_with_three_readers_keeps_memory_flat(voice_exe, tmp_path):
+def test_two_hour_soak_with_three_readers_keeps_memory_flat(voice_exe, tmp_path, capsys):
     wav = _long_wav(tmp_path / "long.wav", 2.0)
     out = open(tmp_path / "detections.jsonl", "w")  # ~5 000 lines: more than a pipe holds unread
     s = Served(voice_exe, "--wav", wav, "--fast", "--json", stdout=out)
@@ -217,8 +218,9 @@ def test_two_hour_soak_with_three_readers_keeps_memory_flat(voice_exe, tmp_path)
     t, rss = np.array(samples).T
     keep = t > 600  # after the first ten minutes (allocator and caches warm)
     slope = np.polyfit(t[keep] / 3600, rss[keep], 1)[0]
-    print(f"soak: {len(printed)} detections, RSS {rss[keep].min():.1f}-{rss[keep].max():.1f} MB over "
-          f"{t[-1] / 3600:.2f} h of audio, slope {slope:+.2f} MB/h")
+    with capsys.disabled():
+        print(f"\nsoak: {len(printed)} detections, RSS {rss[keep].min():.1f}-{rss[keep].max():.1f} MB over "
+              f"{t[-1] / 3600:.2f} h of audio, slope {slope:+.2f} MB/h")
     assert len(samples) >= 60 and t[-1] >= 7000
     assert rss[keep].max() - rss[keep].min() < 8 and abs(slope) < 4, (slope, rss.tolist())
 
