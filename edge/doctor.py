@@ -236,20 +236,22 @@ def check_tmp(need: Need) -> Result:
                   "set TMPDIR to a folder with room" if status != "ok" else "")
 
 
-def check_test_audio(need: Need) -> Result:
-    missing = [p for p in TEST_PACKAGES if deb_installed(p) is False]
+def _test_packages(name: str, packages: tuple[str, ...], why: str, ok: str) -> Result:
+    missing = [p for p in packages if deb_installed(p) is False]
     if missing:
-        return Result("test-audio", "fail", f"{', '.join(missing)} missing (the tests' microphone is a private "
-                      "PulseAudio daemon fed from a pipe)", f"install {' '.join(missing)}", tuple(missing))
-    return Result("test-audio", "ok", "PulseAudio for the tests' microphone")
+        return Result(name, "fail", f"{', '.join(missing)} missing ({why})", f"install {' '.join(missing)}",
+                      tuple(missing))
+    return Result(name, "ok", ok)
+
+
+def check_test_audio(need: Need) -> Result:
+    return _test_packages("test-audio", TEST_PACKAGES, "the tests' microphone is a private PulseAudio daemon fed "
+                          "from a pipe", "PulseAudio for the tests' microphone")
 
 
 def check_test_browser(need: Need) -> Result:
-    missing = [p for p in TEST_BROWSER if deb_installed(p) is False]
-    if missing:
-        return Result("test-browser", "fail", f"{', '.join(missing)} missing (the kiosk page is tested in a real "
-                      "browser)", f"install {' '.join(missing)}", tuple(missing))
-    return Result("test-browser", "ok", "chromium and chromedriver for the kiosk page's tests")
+    return _test_packages("test-browser", TEST_BROWSER, "the kiosk page is tested in a real browser",
+                          "chromium and chromedriver for the kiosk page's tests")
 
 
 @dataclass(frozen=True)

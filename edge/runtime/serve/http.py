@@ -63,8 +63,10 @@ class Response:
         return cls(status, json.dumps(value, allow_nan=False).encode() + b"\n")
 
     @classmethod
-    def error(cls, status: int, message: str) -> Response:
-        return cls.json({"error": message, "status": status}, status)
+    def error(cls, status: int, message: str, headers: dict | None = None) -> Response:
+        r = cls.json({"error": message, "status": status}, status)
+        r.headers.update(headers or {})
+        return r
 
 
 Handler = Callable[[Request], Response]
@@ -290,14 +292,12 @@ class Server:
             return Response(303, b"", "text/plain", {"Location": "/", "Set-Cookie":
                             f"{TOKEN_COOKIE}={self.token}; HttpOnly; SameSite=Strict; Path=/"})
         if not self._authorized(r):
-            return Response(401, b'{"error": "needs Authorization: Bearer TOKEN", "status": 401}\n',
-                            headers={"WWW-Authenticate": "Bearer"})
+            return Response.error(401, "needs Authorization: Bearer TOKEN", {"WWW-Authenticate": "Bearer"})
         handler = self.routes.get((r.method, r.path))
         if handler is None:
             if any(path == r.path for _, path in self.routes):
                 allowed = ", ".join(m for m, p in self.routes if p == r.path)
-                return Response(405, json.dumps({"error": f"use {allowed}", "status": 405}).encode() + b"\n",
-                                headers={"Allow": allowed})
+                return Response.error(405, f"use {allowed}", {"Allow": allowed})
             return Response.error(404, f"no such path: {r.path[:200]}")
         try:
             return handler(r)

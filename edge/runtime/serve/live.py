@@ -26,17 +26,12 @@ class InputState:
     rate: int = 0
     silent_s: float = 0.0
     warning: str = ""
-    dropped_frames: int = 0
-    overflows: int = 0
-    mics: list = field(default_factory=list, repr=False)
+    mics: list = field(default_factory=list, repr=False)  # every Microphone opened: their drop counters
 
     def as_dict(self) -> dict:
-        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "mics"}
-        if self.mics:
-            d["dropped_frames"] = sum(m.dropped_frames for m in self.mics)
-            d["overflows"] = sum(m.overflows for m in self.mics)
-            d["reconnections"] = len(self.mics) - 1
-        return d
+        return {**{f.name: getattr(self, f.name) for f in fields(self) if f.name != "mics"},
+                "dropped_frames": sum(m.dropped_frames for m in self.mics),
+                "overflows": sum(m.overflows for m in self.mics), "reconnections": max(0, len(self.mics) - 1)}
 
 
 class Live:
