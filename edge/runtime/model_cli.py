@@ -15,6 +15,7 @@ import numpy as np
 from . import arrays, bundled
 from .fsutil import reason, same_path, unwritable
 from .manifest import Manifest, Tensor
+from .notify import NOTIFIER
 from .serve import options as serve_options
 from .session import open_session
 
@@ -216,7 +217,8 @@ def serve(args, manifest: Manifest, session, name: str) -> int:
 
     routes = ModelRoutes(manifest, session)
     server = serve_options.start(args, routes.routes(), name, InputError)
-    serve_options.wait_for_stop()
+    NOTIFIER.ready(f"serving on {server.url}")
+    serve_options.wait_for_stop(server)
     server.close()
     print(f"{name}: stopped: served {routes.requests} classification(s), {server.errors} failed", file=sys.stderr,
           flush=True)

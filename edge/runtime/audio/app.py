@@ -15,6 +15,7 @@ import numpy as np
 from edge.runtime import bundled
 from edge.runtime.manifest import Manifest
 from edge.runtime.model_cli import EXIT_RUNTIME, EXIT_USAGE, InputError, check_threads, parser, run_model
+from edge.runtime.notify import NOTIFIER
 from edge.runtime.serve import options as serve_options
 from edge.runtime.serve.http import Response
 from edge.runtime.serve.live import InputState
@@ -225,6 +226,7 @@ def mic_audio(sd, args, status: InputState) -> Iterator[np.ndarray]:
         except AudioError:
             if lost_at is None or time.monotonic() - lost_at > args.reconnect:
                 raise
+            NOTIFIER.alive()  # waiting for the device as told is not hanging
             time.sleep(1.0)
             _rescan(sd)
             continue
@@ -360,15 +362,22 @@ def main(argv: list[str] | None, manifest: Manifest, name: str) -> int:
         try:
             status.state = "listening"
             audio = wav_audio(args.wav, args.fast, app.window_s, status) if args.wav else mic_audio(sd, args, status)
+            ready = False
             for block in audio:
+                if not ready:  # the first block: the device delivers audio
+                    NOTIFIER.ready(f"listening to {status.device or 'the microphone'}")
+                    ready = True
+                NOTIFIER.alive()  # a hung audio loop stops these, and systemd restarts the service
                 listener.feed(block)
             if served:  # the file has ended: the page and the API stay up until Ctrl-C or SIGTERM
                 status.state = "ended"
                 served.live.publish_status()
-                serve_options.wait_for_stop()
+                NOTIFIER.status("the file has ended; still serving")
+                serve_options.wait_for_stop(served.server)
                 how = "end of file, then stopped"
         except KeyboardInterrupt:
             how = "stopped"
+            NOTIFIER.stopping()
         except AudioError as e:
             print(f"{name}: error: {e}", file=sys.stderr)
             code, how, status.state = EXIT_AUDIO, "input lost", "lost"

@@ -240,6 +240,10 @@ class Server:
         return self.address.describe(None if self.address.family == socket.AF_UNIX
                                      else self._server.server_address)
 
+    @property
+    def serving(self) -> bool:
+        return self._thread.is_alive()
+
     def start(self) -> Server:
         self._thread.start()
         return self

@@ -6,6 +6,7 @@ import os
 import sys
 import time
 
+from ..notify import NOTIFIER
 from .http import MAX_BODY, AddressError, Server, parse_address
 
 TOKEN_ENV = "EDGEPACK_SERVE_TOKEN"
@@ -50,10 +51,14 @@ def start(args, routes: dict, name: str, error) -> Server:
     return server
 
 
-def wait_for_stop() -> None:
-    """Until Ctrl-C or SIGTERM (edge/runtime/stop.py turns both into KeyboardInterrupt here)."""
+def wait_for_stop(server: Server) -> None:
+    """Until Ctrl-C or SIGTERM (edge/runtime/stop.py turns both into KeyboardInterrupt here); systemd's watchdog
+    hears from us while the server's thread runs."""
     try:
         while True:
-            time.sleep(3600)
+            if server.serving:
+                NOTIFIER.alive()
+            time.sleep(NOTIFIER.interval or 3600)
     except KeyboardInterrupt:
+        NOTIFIER.stopping()
         return
