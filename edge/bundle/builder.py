@@ -14,7 +14,7 @@ import onnx
 
 from edge import __version__, backends, data, doctor, files, pipeline, targets
 from edge import model as M
-from edge.bundle import apps, contents, elf, envs, pyinstaller, verify
+from edge.bundle import apps, contents, elf, envs, licences, pyinstaller, verify
 from edge.errors import BuildError, OutputError
 from edge.runtime.manifest import Manifest, ModelFile, Optimization, Part, Tensor
 from edge.runtime.manifest import Target as ManifestTarget
@@ -180,6 +180,7 @@ def _build(opts: BuildOptions, target, app, backend, work: Path, steps: Steps) -
     inside = steps.run("inspect bundle", contents.inspect, env, built, binaries)
     if inside["forbidden_modules"]:
         raise BuildError(f"host-side modules leaked into the bundle: {', '.join(inside['forbidden_modules'])}")
+    parts = steps.run("licences", licences.collect, env, built, binaries, inside["modules"], inside["binaries"])
     elf_report = steps.run("glibc floor", check_elf, built, binaries, target)
     steps.say(f"glibc: bundle needs {elf_report['glibc_needed']}, target allows {target.glibc_floor}; "
               f"{elf_report['elf_files']} ELF files, all {target.arch}")
@@ -196,6 +197,7 @@ def _build(opts: BuildOptions, target, app, backend, work: Path, steps: Steps) -
         "backend": {**packaged["backend"], **packaged["report"]},
         "app": {"name": app.name, "system_libraries": list(app.system_libraries)} if app else None,
         "components": inside["components"], "bundle_entries": inside["entries"], "glibc": elf_report,
+        "licences": parts,
         "verification": checked, "step_seconds": steps.seconds,
         "total_seconds": round(time.monotonic() - steps.start, 1), "optimize": opt_report,
         "pyinstaller_log": str(log), "bootloader": boot,

@@ -93,4 +93,5 @@ def inspect(env: BuildEnv, exe: Path, extract: Path | None = None) -> dict:
         sizes[component(e["name"])] = sizes.get(component(e["name"]), 0) + e["bytes"]
     forbidden = sorted({m for m in listing["modules"] for f in FORBIDDEN if m == f or m.startswith(f + ".")})
     return {"components": dict(sorted(sizes.items(), key=lambda kv: -kv[1])), "modules": listing["modules"],
-            "entries": len(listing["entries"]), "forbidden_modules": forbidden}
+            "entries": len(listing["entries"]), "forbidden_modules": forbidden,
+            "binaries": sorted(e["name"] for e in listing["entries"] if e["kind"] in ("b", "file"))}

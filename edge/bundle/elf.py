@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from elftools.common.exceptions import ELFError
+from elftools.elf.dynamic import DynamicSection
 from elftools.elf.elffile import ELFFile
 from elftools.elf.gnuversions import GNUVerNeedSection
 
@@ -18,7 +19,8 @@ def version_tuple(text: str) -> tuple[int, ...]:
 
 
 def read(path: Path) -> dict | None:
-    """{'arch': ..., 'glibc': highest GLIBC_x.y needed or None} for an ELF file, None for anything else."""
+    """{'arch': ..., 'glibc': highest GLIBC_x.y needed or None, 'needed': DT_NEEDED sonames, 'soname': DT_SONAME
+    or None} for an ELF file, None for anything else."""
     with open(path, "rb") as f:
         if f.read(4) != b"\x7fELF":
             return None
@@ -26,8 +28,14 @@ def read(path: Path) -> dict | None:
         try:
             elf = ELFFile(f)
             arch = MACHINES.get(elf["e_machine"], elf["e_machine"])
-            needed = []
+            needed, libraries, soname = [], [], None
             for section in elf.iter_sections():
+                if isinstance(section, DynamicSection):
+                    for tag in section.iter_tags():
+                        if tag.entry.d_tag == "DT_NEEDED":
+                            libraries.append(tag.needed)
+                        elif tag.entry.d_tag == "DT_SONAME":
+                            soname = tag.soname
                 if isinstance(section, GNUVerNeedSection):
                     for _, auxes in section.iter_versions():
                         for aux in auxes:
@@ -36,7 +44,15 @@ def read(path: Path) -> dict | None:
                                 needed.append(version_tuple(name[6:]))
         except ELFError:
             return None
-    return {"arch": arch, "glibc": ".".join(map(str, max(needed))) if needed else None}
+    return {"arch": arch, "glibc": ".".join(map(str, max(needed))) if needed else None, "needed": libraries,
+            "soname": soname}
+
+
+def system_libraries(per_file: dict[str, dict]) -> list[str]:
+    """The sonames the bundle's ELF files need that no file in it provides: what the board's system must have
+    (a package's Depends are computed from these)."""
+    provided = {Path(name).name for name in per_file} | {i["soname"] for i in per_file.values() if i["soname"]}
+    return sorted({lib for i in per_file.values() for lib in i["needed"]} - provided)
 
 
 def check(files: list[tuple[str, Path]], floor: str, arch: str) -> dict:
@@ -55,4 +71,5 @@ def check(files: list[tuple[str, Path]], floor: str, arch: str) -> dict:
     found = max(versions, key=version_tuple) if versions else None
     return {"elf_files": len(per_file), "glibc_needed": found, "glibc_floor": floor, "too_new": sorted(too_new),
             "wrong_arch": sorted(wrong_arch), "ok": not too_new and not wrong_arch,
+            "system_libraries": system_libraries(per_file),
             "per_file": dict(sorted(per_file.items()))}
