@@ -97,6 +97,21 @@ def _doctor_args(doc: argparse.ArgumentParser) -> None:
     doc.add_argument("--json", action="store_true", help="print JSON instead of one line per check")
 
 
+def _package_args(pkg: argparse.ArgumentParser) -> None:
+    pkg.add_argument("exe", type=Path, help="what `edge build` wrote (its report must lie beside it)")
+    pkg.add_argument("--deb", action="store_true", required=True,
+                     help="a Debian package (.deb, built with dpkg-deb) beside the executable")
+    pkg.add_argument("--version", dest="pkg_version", metavar="V",
+                     help="the package's Debian version, e.g. 1.2-1 (default: 0.YYYYMMDD.HHMMSS-1 of the build)")
+    pkg.add_argument("--service", metavar="ARGS",
+                     help="also a systemd service that runs `NAME ARGS` at boot (e.g. \"--mic --serve 8080\"); the "
+                          "flags go to /etc/default/NAME, kept across upgrades")
+    pkg.add_argument("--maintainer", metavar="'NAME <EMAIL>'",
+                     help="the package's Maintainer (default: $DEBFULLNAME <$DEBEMAIL>, else user@host)")
+    pkg.add_argument("--repo", type=Path, metavar="DIR",
+                     help="also add the package to this local apt repository (Packages, Release; created if missing)")
+
+
 def _targets_args(tgt: argparse.ArgumentParser) -> None:
     tgt.add_argument("name", nargs="?")
     tgt.add_argument("--json", action="store_true")
@@ -109,6 +124,8 @@ SUBCOMMANDS = {
     "inspect": ("what is in an ONNX model", _inspect_args),
     "optimize": ("prune, quantize and evaluate a model", _optimize_args),
     "build": ("optimize, then package model + runtime into one executable", _build_args),
+    "package": ("make a Debian package of an executable (with a systemd service, into an apt repo)",
+                _package_args),
     "run": ("run an edgepack executable here (emulated if built for another arch)", _run_args),
     "doctor": ("check what builds for these boards need on this machine (--fix installs it)", _doctor_args),
     "targets": ("list the boards edgepack builds for, or show one", _targets_args),
@@ -244,6 +261,14 @@ def cmd_doctor(args) -> int:
     return 0
 
 
+def cmd_package(args) -> int:
+    from edge.package import debian
+
+    debian.package(debian.PackageOptions(args.exe, args.pkg_version, args.service, args.maintainer, args.repo),
+                   progress=lambda text: print(text, file=sys.stderr, flush=True))
+    return 0
+
+
 def cmd_run(args) -> int:
     from edge.bundle import runner
 
@@ -251,7 +276,7 @@ def cmd_run(args) -> int:
 
 
 COMMANDS = {"inspect": cmd_inspect, "optimize": cmd_optimize, "build": cmd_build, "targets": cmd_targets,
-            "run": cmd_run, "doctor": cmd_doctor}
+            "run": cmd_run, "doctor": cmd_doctor, "package": cmd_package}
 
 
 class Interrupted(KeyboardInterrupt):

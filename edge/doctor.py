@@ -31,6 +31,9 @@ TMP_WARN_BYTES = 500_000_000  # edge optimize's work folder holds a few copies o
 TEST_PACKAGES = ("pulseaudio", "pulseaudio-utils", "libasound2-plugins")  # a private PulseAudio daemon as mic
 # the kiosk page's tests drive Debian's browser (no browser download); the font keeps screenshots legible
 TEST_BROWSER = ("chromium", "chromium-driver", "fonts-dejavu-core")
+# `edge package` (dpkg-scanpackages, apt-ftparchive, systemd-analyze) and its tests: lintian, Debian roots made by
+# mmdebstrap and booted with systemd-nspawn
+TEST_PACKAGING = ("dpkg-dev", "apt-utils", "systemd", "lintian", "mmdebstrap", "systemd-container")
 
 
 @dataclass
@@ -254,6 +257,11 @@ def check_test_browser(need: Need) -> Result:
                           "chromium and chromedriver for the kiosk page's tests")
 
 
+def check_test_packaging(need: Need) -> Result:
+    return _test_packages("test-packaging", TEST_PACKAGING, "the .deb tests run lintian and install into real "
+                          "Debian roots", "lintian, mmdebstrap and systemd-nspawn for the package tests")
+
+
 @dataclass(frozen=True)
 class Check:
     run: Callable[[Need], Result | list[Result]]
@@ -272,6 +280,7 @@ CHECKS: dict[str, Check] = {
     "tmp": Check(check_tmp, lambda n: True),
     "test-audio": Check(check_test_audio, lambda n: n.tests),
     "test-browser": Check(check_test_browser, lambda n: n.tests),
+    "test-packaging": Check(check_test_packaging, lambda n: n.tests),
 }
 
 

@@ -88,6 +88,12 @@ class SetupError(EdgeError):
     exit_code = 13
 
 
+class PackageError(EdgeError):
+    """The path is not an edgepack executable with its build report, or the report cannot make a package."""
+
+    exit_code = 14
+
+
 ONE_LINE_MAX = 600  # characters: onnxruntime's explaining sentence often comes after a long node name
 
 

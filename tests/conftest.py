@@ -1,3 +1,4 @@
+import os
 import signal
 import subprocess
 import sys
@@ -76,3 +77,18 @@ def mlp_exe(models, tmp_path_factory):
     out = tmp_path_factory.mktemp("mlp-exe") / "mlp"
     edge("build", models("mlp"), "-o", out)
     return out
+
+
+@pytest.fixture(scope="session")
+def rpi4_build(models, tmp_path_factory):
+    """Built with an empty cache: environment creation, emulated PyInstaller, emulated verification (shared by
+    the aarch64 and the package tests)."""
+    cache = tmp_path_factory.mktemp("cache")
+    out = tmp_path_factory.mktemp("dist") / "cnn-rpi4"
+    src = models("trained-cnn")
+    env = {**os.environ, "EDGEPACK_CACHE": str(cache)}
+    r = subprocess.run([sys.executable, "-m", "edge", "build", str(src), "--target", "rpi4", "-o", str(out),
+                        "--eval", str(src.parent / "eval.npz")], capture_output=True, text=True, cwd=ROOT, env=env,
+                       timeout=1800)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return out, env, r.stderr

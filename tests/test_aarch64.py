@@ -2,7 +2,6 @@
 the glibc floor check on its binaries, and `edge run` under qemu."""
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,20 +12,6 @@ import pytest
 from tests.conftest import ROOT, rel_diff, run_onnx
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def rpi4_build(models, tmp_path_factory):
-    """Built with an empty cache: environment creation, emulated PyInstaller, emulated verification."""
-    cache = tmp_path_factory.mktemp("cache")
-    out = tmp_path_factory.mktemp("dist") / "cnn-rpi4"
-    src = models("trained-cnn")
-    env = {**os.environ, "EDGEPACK_CACHE": str(cache)}
-    r = subprocess.run([sys.executable, "-m", "edge", "build", str(src), "--target", "rpi4", "-o", str(out),
-                        "--eval", str(src.parent / "eval.npz")], capture_output=True, text=True, cwd=ROOT, env=env,
-                       timeout=1800)
-    assert r.returncode == 0, r.stderr[-3000:]
-    return out, env, r.stderr
 
 
 def test_rpi4_executable_is_aarch64_and_was_verified(rpi4_build):

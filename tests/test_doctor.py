@@ -30,7 +30,8 @@ def test_this_machine_is_set_up_for_every_board():
     lines = r.stdout.strip().splitlines()
     checks = {ln.split()[1]: ln.split()[0] for ln in lines}
     assert {"python", "portaudio", "mxnet-libraries", "emulation-aarch64", "binutils-aarch64", "compiler-aarch64",
-            "compiler-x86_64", "cache", "cache-space", "tmp", "test-audio", "test-browser"} == set(checks)
+            "compiler-x86_64", "cache", "cache-space", "tmp", "test-audio", "test-browser",
+            "test-packaging"} == set(checks)
     assert all(status == "ok" for name, status in checks.items() if name not in SPACE), lines
 
 

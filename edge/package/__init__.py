@@ -1,0 +1,1 @@
+"""Packages for the boards: a Debian package of an executable, its systemd service, a local apt repository."""
