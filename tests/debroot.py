@@ -6,6 +6,7 @@ so apt reaches the mirror and the host reaches a service's port)."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -16,6 +17,12 @@ from edge.bundle import prefix
 
 INCLUDE = {"amd64": ["systemd", "systemd-sysv", "dbus"], "arm64": []}
 NSPAWN = ["systemd-nspawn", "--quiet", "--register=no", "--keep-unit"]
+
+
+def _nspawn(root: Path) -> list[str]:
+    # a machine name of its own: two roots both called "root" would share nspawn's run-time folder
+    name = re.sub(r"[^A-Za-z0-9-]", "-", f"edgepack-{os.getpid()}-{root.parent.name}")[:64]
+    return [*NSPAWN, f"--machine={name}", "-D", str(root)]
 
 
 def tarball(arch: str) -> Path:
@@ -36,9 +43,9 @@ def unpack(arch: str, dest: Path) -> Path:
     return dest
 
 
-def run(root: Path, *cmd: str, check: bool = True, timeout: float = 600, binds: tuple[str, ...] = ()):
+def run(root: Path, *cmd: str, check: bool = True, timeout: float = 600):
     """A command inside the root (not booted)."""
-    r = subprocess.run([*NSPAWN, *(f"--bind-ro={b}" for b in binds), "-D", str(root), *cmd], capture_output=True,
+    r = subprocess.run([*_nspawn(root), *cmd], capture_output=True,
                        text=True, timeout=timeout, env={**os.environ, "SYSTEMD_LOG_LEVEL": "warning"})
     if check:
         assert r.returncode == 0, f"{' '.join(cmd)}: {r.returncode}\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}"
@@ -53,7 +60,7 @@ class Booted:
         self.proc = None
 
     def __enter__(self) -> Booted:
-        self.proc = subprocess.Popen([*NSPAWN, "--boot", "-D", str(self.root)], stdin=subprocess.DEVNULL,
+        self.proc = subprocess.Popen([*_nspawn(self.root), "--boot"], stdin=subprocess.DEVNULL,
                                      stdout=open(self.log, "wb"), stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:

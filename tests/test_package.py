@@ -156,6 +156,9 @@ def test_service_runs_under_systemd_is_watched_survives_upgrade_and_purges_clean
         user = box.sh(f"stat -c %U /proc/{props['MainPID']}").stdout.strip()
         assert user not in ("root", "0")  # DynamicUser
         assert box.sh("ls /run/mlp").stdout.strip()  # the onefile unpacked itself into its RuntimeDirectory
+        # the pings arrive: over more than two watchdog periods nothing is restarted
+        time.sleep(7)
+        assert box.show("mlp", "NRestarts", "MainPID") == {"NRestarts": "0", "MainPID": props["MainPID"]}
         # a hung process stops pinging: systemd's watchdog kills it and Restart=on-failure starts it again
         box.sh("systemctl kill --signal=SIGSTOP mlp")
         deadline = time.monotonic() + 60
