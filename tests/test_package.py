@@ -131,6 +131,39 @@ def test_voice_package_depends_on_alsa_and_apt_installs_it_from_the_repository(v
     assert v.returncode == 0 and not v.stderr.strip(), v.stderr
     info = debroot.run(root, "/usr/bin/voice-commands", "--info")
     assert json.loads(info.stdout)["app"]["name"] == "voice-commands"
+    _voice_service_hears_and_is_restarted_when_its_audio_loop_hangs(root, tmp_path)
+
+
+def _voice_service_hears_and_is_restarted_when_its_audio_loop_hangs(root: Path, tmp_path: Path) -> None:
+    """The voice service under a real systemd: no sound device here, so its flags (the owner's file) point it at a
+    recording of real speakers, streamed in real time through the same audio loop as a microphone."""
+    shutil.copy(ROOT / "demos/kws/samples/real.wav", root / "srv/real.wav")
+    port = _free_port()
+    (root / "etc/default/voice-commands").write_text(f'ARGS="--wav /srv/real.wav --serve 127.0.0.1:{port}"\n')
+    dropin = root / "etc/systemd/system/voice-commands.service.d"
+    dropin.mkdir(parents=True)
+    (dropin / "test.conf").write_text("[Service]\nWatchdogSec=3s\n")
+    with debroot.Booted(root, tmp_path / "boot-voice.log") as box:
+        deadline = time.monotonic() + 60
+        while box.show("voice-commands", "ActiveState")["ActiveState"] != "active" and time.monotonic() < deadline:
+            time.sleep(0.5)
+        props = box.show("voice-commands", "ActiveState", "StatusText", "NRestarts", "MainPID")
+        assert props["ActiveState"] == "active" and props["StatusText"] == "listening to /srv/real.wav", props
+        # the audio loop pings: 5 s of streaming with a 3 s watchdog, no restart; it hears the first words
+        time.sleep(5)
+        assert box.show("voice-commands", "NRestarts")["NRestarts"] == "0"
+        journal = box.sh("journalctl -u voice-commands --no-pager -o cat").stdout
+        assert '"label": "yes"' in journal, journal[-2000:]
+        # frozen mid-stream: the watchdog kills it, Restart=on-failure starts it again
+        box.sh("systemctl kill --signal=SIGSTOP voice-commands")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            after = box.show("voice-commands", "ActiveState", "NRestarts", "MainPID", "StatusText")
+            if int(after["NRestarts"]) >= 1 and after["StatusText"] == "listening to /srv/real.wav":
+                break
+            time.sleep(0.5)
+        assert int(after["NRestarts"]) >= 1 and after["MainPID"] != props["MainPID"], after
+        assert "Watchdog timeout" in box.sh("journalctl -u voice-commands --no-pager", check=False).stdout
 
 
 def test_service_runs_under_systemd_is_watched_survives_upgrade_and_purges_clean(mlp_deb, mlp_exe, tmp_path):
