@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import json
 import os
 import shutil
@@ -173,6 +174,15 @@ def write_bytes(data: bytes, path: Path) -> None:
     except OSError as e:
         _remove(path)
         raise os_error(e, path) from None
+
+
+def sha256(path: Path) -> str:
+    """A file's SHA-256, read in 1 MiB chunks (executables and wheels are tens of MB)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def write_json(obj: dict, path: Path) -> None:

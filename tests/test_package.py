@@ -33,6 +33,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _copy_built(exe: Path, dist: Path) -> Path:
+    """The executable and its build report, copied into `dist` (created), as a user would move them."""
+    dist.mkdir(parents=True, exist_ok=True)
+    report = exe.with_name(exe.name + ".report.json")
+    shutil.copy(exe, dist / exe.name)
+    shutil.copy(report, dist / report.name)
+    return dist / exe.name
+
+
 def _package(exe: Path, *args: str, check: bool = True):
     return edge("package", exe, "--deb", "--maintainer", MAINTAINER, *args, check=check)
 
@@ -53,9 +62,7 @@ def need_tools():
 def mlp_deb(mlp_exe, tmp_path_factory, need_tools):
     """The bare model as a service on a loopback port, version 1.0, in a repository."""
     dist = tmp_path_factory.mktemp("mlp-deb")
-    exe = dist / "mlp"
-    shutil.copy(mlp_exe, exe)
-    shutil.copy(mlp_exe.with_name("mlp.report.json"), dist / "mlp.report.json")
+    exe = _copy_built(mlp_exe, dist)
     port = _free_port()
     r = _package(exe, "--version", "1.0", "--service", f"--serve 127.0.0.1:{port}", "--repo", dist / "repo")
     return dist, port, r.stderr
@@ -104,9 +111,7 @@ def test_lintian_finds_no_errors_and_no_unexplained_warnings(mlp_deb, voice_deb)
 @pytest.fixture(scope="module")
 def voice_deb(voice_exe, tmp_path_factory, need_tools):
     dist = tmp_path_factory.mktemp("voice-deb")
-    exe = dist / "voice-commands"
-    shutil.copy(voice_exe, exe)
-    shutil.copy(voice_exe.with_name("voice-commands.report.json"), dist / "voice-commands.report.json")
+    exe = _copy_built(voice_exe, dist)
     _package(exe, "--version", "2.1-1", "--service", "--mic --serve 127.0.0.1:8080", "--repo", dist / "repo")
     return dist / "voice-commands_2.1-1_amd64.deb"
 
@@ -208,12 +213,9 @@ def test_service_runs_under_systemd_is_watched_survives_upgrade_and_purges_clean
             assert r.status == 200
         # an upgrade keeps the owner's flags and restarts the service
         (root / "etc/default/mlp").write_text((root / "etc/default/mlp").read_text() + "# changed by the owner\n")
-        v2 = tmp_path / "v2"
-        v2.mkdir()
-        shutil.copy(mlp_exe, v2 / "mlp")
-        shutil.copy(mlp_exe.with_name("mlp.report.json"), v2 / "mlp.report.json")
-        _package(v2 / "mlp", "--version", "1.1", "--service", f"--serve 127.0.0.1:{port}")
-        shutil.copy(v2 / "mlp_1.1_amd64.deb", root / "srv/mlp.deb")
+        v2 = _copy_built(mlp_exe, tmp_path / "v2")
+        _package(v2, "--version", "1.1", "--service", f"--serve 127.0.0.1:{port}")
+        shutil.copy(v2.with_name("mlp_1.1_amd64.deb"), root / "srv/mlp.deb")
         box.sh("dpkg -i /srv/mlp.deb && rm /srv/mlp.deb")
         assert "# changed by the owner" in (root / "etc/default/mlp").read_text()
         assert box.show("mlp", "MainPID")["MainPID"] != after["MainPID"]  # restarted on upgrade
@@ -228,10 +230,7 @@ def test_service_runs_under_systemd_is_watched_survives_upgrade_and_purges_clean
 
 def test_arm64_package_installs_and_runs_in_an_arm64_root_under_qemu(rpi4_build, tmp_path, need_tools):
     out, env, _ = rpi4_build
-    dist = tmp_path / "dist"
-    dist.mkdir()
-    shutil.copy(out, dist / out.name)
-    shutil.copy(out.with_name(out.name + ".report.json"), dist / (out.name + ".report.json"))
+    dist = _copy_built(out, tmp_path / "dist").parent
     _package(dist / out.name, "--version", "3")
     deb = dist / f"{out.name}_3_arm64.deb"
     assert "Architecture: arm64" in subprocess.run(["dpkg-deb", "-f", deb], capture_output=True, text=True).stdout

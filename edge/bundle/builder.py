@@ -3,7 +3,6 @@ bundle, verify it, and only then put it at the output path with its report."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from dataclasses import dataclass, field
@@ -55,14 +54,6 @@ class Steps:
             return fn(*args, **kw)
         finally:
             self.seconds[name] = round(time.monotonic() - t, 2)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def bundle_size(path: Path) -> int:
@@ -190,9 +181,9 @@ def _build(opts: BuildOptions, target, app, backend, work: Path, steps: Steps) -
     size = bundle_size(built)
     report = {
         "edgepack": __version__, "output": str(opts.output), "format": "onedir" if opts.onedir else "onefile",
-        "bytes": size, "sha256": None if opts.onedir else _sha256(built),
+        "bytes": size, "sha256": None if opts.onedir else files.sha256(built),
         "target": target.as_dict(), "manifest": man.as_dict(), "build_env": env.as_dict(),
-        "runtime_wheel": {"path": str(opts.runtime_wheel), "sha256": _sha256(opts.runtime_wheel)}
+        "runtime_wheel": {"path": str(opts.runtime_wheel), "sha256": files.sha256(opts.runtime_wheel)}
         if opts.runtime_wheel else None,
         "backend": {**packaged["backend"], **packaged["report"]},
         "app": {"name": app.name, "system_libraries": list(app.system_libraries)} if app else None,

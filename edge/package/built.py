@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge import targets
+from edge import files, targets
 from edge.bundle import elf
 from edge.errors import PackageError, TargetError
 
@@ -54,14 +53,6 @@ class Built:
         return sorted({*self.report["glibc"]["system_libraries"], *app.get("system_libraries", [])})
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _report(path: Path) -> dict:
     report_path = path.with_name(path.name + ".report.json")
     if not report_path.is_file():
@@ -89,7 +80,7 @@ def read(path: Path) -> Built:
     built = Built(path, _report(path))
     if built.onedir != path.is_dir() or not built.program.is_file():
         raise PackageError(f"{path}: not the {built.report['format']} executable its report describes")
-    if not built.onedir and _sha256(path) != built.report["sha256"]:
+    if not built.onedir and files.sha256(path) != built.report["sha256"]:
         raise PackageError(f"{path}: differs from the executable its report describes (sha256); rebuild it or "
                            "put back the file `edge build` wrote")
     info = elf.read(built.program)

@@ -120,6 +120,7 @@ def _control(name: str, version: str, arch: str, maintainer: str, depends: list[
 
 def _stage(root: Path, b: B.Built, name: str, opts: PackageOptions, maintainer: str, version: str) -> dict:
     """The package's tree under root (DEBIAN/ last: it lists the others); returns what went where."""
+    synopsis = description(b)[0]
     doc = root / "usr/share/doc" / name
     doc.mkdir(parents=True)
     if b.onedir:
@@ -141,7 +142,7 @@ def _stage(root: Path, b: B.Built, name: str, opts: PackageOptions, maintainer: 
     (doc / changelog).write_bytes(_changelog(name, version, maintainer, b))
     man = root / "usr/share/man/man1"
     man.mkdir(parents=True)
-    (man / f"{name}.1.gz").write_bytes(_manpage(name, description(b)[0], b))
+    (man / f"{name}.1.gz").write_bytes(_manpage(name, synopsis, b))
     overrides = root / "usr/share/lintian/overrides"
     overrides.mkdir(parents=True)
     text = LINTIAN_ONEDIR if b.onedir else LINTIAN_OVERRIDES
@@ -152,7 +153,7 @@ def _stage(root: Path, b: B.Built, name: str, opts: PackageOptions, maintainer: 
     if opts.service is not None:
         unit_dir = root / "lib/systemd/system"
         unit_dir.mkdir(parents=True)
-        (unit_dir / f"{name}.service").write_text(service.unit(name, description(b)[0], exec_path))
+        (unit_dir / f"{name}.service").write_text(service.unit(name, synopsis, exec_path))
         (root / "etc/default").mkdir(parents=True)
         (root / "etc/default" / name).write_text(service.defaults(name, opts.service))
         conffiles.append(f"/etc/default/{name}")

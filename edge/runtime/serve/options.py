@@ -6,7 +6,8 @@ import os
 import sys
 import time
 
-from ..notify import NOTIFIER
+from edge.runtime.notify import NOTIFIER
+
 from .http import MAX_BODY, AddressError, Server, parse_address
 
 TOKEN_ENV = "EDGEPACK_SERVE_TOKEN"
