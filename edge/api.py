@@ -69,11 +69,12 @@ def inspect(model: PathLike, input_shapes: dict[str, list[int]] | None = None, b
     return info
 
 
-def optimize(model: PathLike, output: PathLike, progress=None, **options) -> dict:
-    """`edge optimize MODEL -o OUTPUT`: writes OUTPUT and OUTPUT's .report.json; returns the report."""
+def optimize(model: PathLike, output: PathLike, progress=None, target: str | None = None, **options) -> dict:
+    """`edge optimize MODEL -o OUTPUT [--target BOARD]`: writes OUTPUT and its .report.json and .report.html;
+    returns the report."""
     from edge import pipeline
 
-    opts = pipeline.Options(model=Path(model), output=Path(output), **_fields(options))
+    opts = pipeline.Options(model=Path(model), output=Path(output), target=target, **_fields(options))
     return pipeline.optimize(opts, progress)
 
 

@@ -53,7 +53,10 @@ def _inspect_args(ins: argparse.ArgumentParser) -> None:
 
 def _optimize_args(opt: argparse.ArgumentParser) -> None:
     opt.add_argument("model", type=Path)
-    opt.add_argument("-o", "--output", type=Path, required=True, help="optimized model (.onnx); report beside it")
+    opt.add_argument("-o", "--output", type=Path, required=True,
+                     help="optimized model (.onnx); its reports (.report.json, .report.html) beside it")
+    opt.add_argument("--target", help="the board it is for (targets/*.toml): int8 activation type, and whether "
+                                      "latency measured here is the board's (default: this machine's)")
     add_optimize_options(opt)
     opt.add_argument("--json", action="store_true", help="print the report as JSON instead of tables")
 
@@ -179,7 +182,7 @@ def cmd_optimize(args) -> int:
         if not args.json:
             print(f"[{time.monotonic() - start:6.1f}s] {step}", file=sys.stderr, flush=True)
 
-    result = api.optimize(args.model, args.output, progress, **optimize_fields(args))
+    result = api.optimize(args.model, args.output, progress, target=args.target, **optimize_fields(args))
     if args.json:
         print(json.dumps(result, indent=2, default=files.json_default))
     else:

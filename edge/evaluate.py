@@ -99,7 +99,21 @@ def latency_ms(sess: ort.InferenceSession, feed: dict[str, np.ndarray], budget_s
         t = time.perf_counter()
         sess.run(None, feed)
         times.append((time.perf_counter() - t) * 1e3)
-    return {"median_ms": float(np.median(times)), "p90_ms": float(np.percentile(times, 90)), "runs": len(times)}
+    return {"median_ms": float(np.median(times)), "p25_ms": float(np.percentile(times, 25)),
+            "p90_ms": float(np.percentile(times, 90)), "runs": len(times)}
+
+
+def drop_pp(ref: list[list[np.ndarray]], out: list[list[np.ndarray]], labels: np.ndarray | None
+            ) -> tuple[float | None, str | None]:
+    """(points lost, basis): accuracy with labels, top-1 agreement with the reference without; (None, None) when
+    the first output is not class scores."""
+    ref_acc, acc = accuracy(ref, labels), accuracy(out, labels)
+    if ref_acc is not None and acc is not None:
+        return (ref_acc - acc) * 100, "accuracy"
+    rc, oc = _classes(ref), _classes(out)
+    if rc is not None and oc is not None and rc.shape == oc.shape:
+        return (1 - float(np.mean(rc == oc))) * 100, "top-1 agreement"
+    return None, None
 
 
 @dataclass

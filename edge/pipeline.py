@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from dataclasses import make_dataclass
+from dataclasses import field, make_dataclass
 from pathlib import Path
 from typing import Any
 
 import onnx
 
-from edge import __version__, data, evaluate, files
+from edge import __version__, data, evaluate, files, targets
 from edge import model as M
 from edge.errors import AccuracyGateError, EdgeError, ModelError, UsageError, one_line
 from edge.passes import Context, Option, Outcome, Pass, graph, quantize, ratio
 from edge.passes.channels import PRUNE_CHANNELS
 from edge.passes.weights import PRUNE_WEIGHTS
+from edge.search.quantize import AutoQuantize
 
 RANDOM_SAMPLES = 8
 PARITY_DATA_SAMPLES = 16
@@ -38,7 +39,10 @@ EVALUATION = (
 )
 # every pass the pipeline can plan, in the order it runs them
 PASSES: tuple[Pass, ...] = (graph.CUT, graph.FIX_SHAPES, graph.CLEAN_INPUTS, graph.OPTIMIZER, graph.SIMPLIFY,
-                            graph.INFER_SHAPES, PRUNE_CHANNELS, PRUNE_WEIGHTS, *quantize.MODES.values())
+                            graph.INFER_SHAPES, PRUNE_CHANNELS, PRUNE_WEIGHTS, *quantize.MODES.values(),
+                            AutoQuantize())
+
+
 def _collect_options(passes) -> tuple[Option, ...]:
     """The pipeline's own options and each pass's, once each (the quantize modes share theirs)."""
     return (LOSSLESS, *{o.name: o for p in passes for o in p.options}.values(), *EVALUATION)
@@ -55,9 +59,19 @@ class _OptionsMethods:
                 raise UsageError(problem)
         if self.output.suffix != ".onnx":
             raise UsageError(f"{self.output}: the output must end in .onnx (the report goes beside it)")
+        self.board()  # an unknown target is refused before any work
+        for flag, value in (("--quantize", self.quantize), ("--prune-channels", self.prune_channels)):
+            if value == "auto" and (self.eval is None or self.max_accuracy_drop is None):
+                raise UsageError(f"{flag} auto needs --eval DATA (held-out samples, with labels for accuracy) and "
+                                 "--max-accuracy-drop P (the points it may lose)")
+
+    def board(self):
+        """The board the model is optimized for (its int8 activation type, its architecture for latency)."""
+        return targets.get(self.target) if self.target else targets.for_this_machine()
 
     def written_files(self) -> dict[str, Path]:
-        return {"optimized model": self.output, "report": report_path(self.output)}
+        return {"optimized model": self.output, "report": report_path(self.output),
+                "HTML report": html_path(self.output)}
 
     def read_files(self) -> dict[str, Path | None]:
         return {"input model": self.model, "--calibration data": self.calibration, "--eval data": self.eval,
@@ -69,7 +83,10 @@ class _OptionsMethods:
 
 def _options_class():
     """`edge optimize`'s settings: the model, the output, and one field per declared option (its default too)."""
-    cls = make_dataclass("Options", [("model", Path), ("output", Path), *((o.name, Any, o.field()) for o in OPTIONS)],
+    # target: a board name (edge build's --target; edge optimize's, default this machine's)
+    fields = [("model", Path), ("output", Path), *((o.name, Any, o.field()) for o in OPTIONS),
+              ("target", Any, field(default=None))]
+    cls = make_dataclass("Options", fields,
                          bases=(_OptionsMethods,), namespace={"__module__": __name__})
     cls.__doc__ = "What `edge optimize` does: MODEL → OUTPUT with the options of the pipeline and its passes."
     return cls
@@ -91,6 +108,10 @@ def register(new: Pass, before: str | None = None) -> None:
 
 def report_path(output: Path) -> Path:
     return output.with_name(output.stem + ".report.json")
+
+
+def html_path(output: Path) -> Path:
+    return output.with_name(output.stem + ".report.html")
 
 
 def plan(opts: Options) -> tuple[list[Pass], list[Pass]]:
@@ -120,6 +141,7 @@ class Runner:
     def __init__(self, ctx: Context, progress=None):
         self.ctx = ctx
         self.records: list[dict] = []
+        self.searches: list[dict] = []  # the auto modes' candidates, kept out of the passes table
         self.progress = progress or (lambda text: None)
 
     def apply(self, p: Pass, model: onnx.ModelProto, check_parity: bool, reference_outputs=None):
@@ -152,6 +174,8 @@ class Runner:
         record["seconds"] = round(time.perf_counter() - start, 3)
         record["before"], record["after"] = _summary(model), _summary(result)
         record["ops_removed"], record["ops_added"] = _op_delta(model, result)
+        if "search" in outcome:
+            self.searches.append({"pass": p.name, **outcome.pop("search")})
         record.update(outcome)
         self.records.append(record)
         return result
@@ -175,18 +199,28 @@ def optimize(opts: Options, progress=None) -> dict:
     files.refuse_overwriting(opts.written_files(), opts.read_files())
     if opts.quantize:
         quantize.preflight(original, opts.quantize, opts.calibration is not None)
-    with files.Outputs(opts.output, report_path(opts.output)) as out:
+    with files.Outputs(opts.output, report_path(opts.output), html_path(opts.output)) as out:
         out.prepare()
         report, optimized = _run(opts, original, progress)
         M.save(optimized, out.temp(opts.output))
         files.write_json(report, out.temp(report_path(opts.output)))
+        write_html(report, out.temp(html_path(opts.output)), "optimize")
         out.commit()
     return report
 
 
+def write_html(report: dict, path: Path, kind: str) -> None:
+    """The report as one self-contained page (charts inline): edge/htmlreport/."""
+    from edge import htmlreport
+
+    render = htmlreport.render_build if kind == "build" else htmlreport.render_optimize
+    files.write_bytes(render(report).encode(), path)
+
+
 def _run(opts: Options, original: onnx.ModelProto, progress) -> tuple[dict, onnx.ModelProto]:
     with files.work_folder("edge-optimize-") as tmp:
-        ctx = Context(workdir=tmp, input_shapes=opts.input_shapes, options=opts.pass_settings())
+        ctx = Context(workdir=tmp, input_shapes=opts.input_shapes, options=opts.pass_settings(),
+                      target=opts.board(), progress=progress or (lambda text: None))
         runner = Runner(ctx, progress)
         reference_passes, work_passes = plan(opts)
         reference = original
@@ -204,6 +238,7 @@ def _run(opts: Options, original: onnx.ModelProto, progress) -> tuple[dict, onnx
             raise ModelError(f"{opts.model}: onnxruntime cannot run this model: {one_line(e)}") from None
         if eval_data is not None and eval_data.labels is not None:
             data.check_labels(eval_data, ref_parity[0][0])
+        ctx.evaluation, ctx.reference = eval_data, reference
         current = reference
         for p in work_passes:
             # lossless passes must keep the reference function; lossy ones are judged by the evaluation
@@ -211,6 +246,8 @@ def _run(opts: Options, original: onnx.ModelProto, progress) -> tuple[dict, onnx
         progress and progress("evaluate")
         report = _evaluate(opts, reference, current, eval_data, ctx.parity_feeds, parity_source, ref_parity)
     report["passes"] = runner.records
+    report["searches"] = runner.searches
+    report["target"] = {"name": ctx.target.name, "arch": ctx.target.arch} if ctx.target else None
     report["edgepack"] = __version__
     report["input"] = {"path": str(opts.model), "sha256": M.sha256(original), "opset": M.opset(original),
                        "bytes": original.ByteSize()}

@@ -129,7 +129,30 @@ def print_optimize(report: dict) -> None:
     if gate:
         console.print(f"accuracy gate: {ev['drop_basis']} drop {ev['drop_pp']:.2f} pt "
                       f"≤ {gate['max_drop_pp']} pt: passed")
-    console.print(f"wrote {report['output']['path']} and its .report.json")
+    for search in report.get("searches", []):
+        print_search(search)
+    console.print(f"wrote {report['output']['path']} and its .report.json and .report.html")
+
+
+def print_search(s: dict) -> None:
+    t = Table(title=f"{s['kind']} search: {len(s['candidates'])} candidates in {s['seconds']:.0f}s "
+                    f"({s['stopped']}); limit {s['max_drop_pp']:g} pt of {s['basis']}")
+    for col in ("#", "candidate", "size", "latency", s["basis"], "drop", "meets", "Pareto"):
+        t.add_column(col, overflow="fold")
+    for c in s["candidates"]:
+        winner = c["id"] == s["winner"]
+        if c["error"]:
+            t.add_row(str(c["id"]), escape(c["label"]), "", "", escape(c["error"]), "", "✗", "")
+            continue
+        metric = c["accuracy"] if c["accuracy"] is not None else c["top1_agreement"]
+        t.add_row(f"{c['id']}{' ★' if winner else ''}", escape(c["label"]), _bytes(c["size_bytes"]),
+                  f"{c['latency_ms']:.3f} ms", f"{metric:.2%}", f"{c['drop_pp']:.2f} pt",
+                  "✓" if c["meets"] else "✗", "✓" if c["pareto"] else "", style="bold" if winner else None)
+    console.print(t)
+    if s.get("latency_note"):
+        console.print(s["latency_note"])
+    if s["why"]:
+        console.print(f"chosen: {escape(s['why'])}")
 
 
 def print_targets(rows: list[dict]) -> None:

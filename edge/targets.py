@@ -26,10 +26,12 @@ class Target:
     default_quantize: str
     runtime: dict = field(default_factory=dict)
     mxnet: dict = field(default_factory=dict)  # optional [mxnet] table: pins, or `unavailable` with the reason
+    quantize_activations: str = "int8"  # int8 static's activation type: int8 (S8S8) or uint8 (U8S8)
     path: Path | None = None
 
     def as_dict(self) -> dict:
         d = {k: getattr(self, k) for k in REQUIRED}
+        d["quantize_activations"] = self.quantize_activations
         d["file"] = str(self.path) if self.path else None
         return d
 
@@ -50,11 +52,25 @@ def load_file(path: Path) -> Target:
         raise TargetError(f"{path}: target file misses field(s) {', '.join(missing)}")
     if data["name"] != path.stem:
         raise TargetError(f"{path}: name = {data['name']!r} must match the file name {path.stem!r}")
-    return Target(**{k: data[k] for k in REQUIRED}, mxnet=data.get("mxnet", {}), path=path)
+    activations = data.get("quantize_activations", "int8")
+    if activations not in ("int8", "uint8"):
+        raise TargetError(f"{path}: quantize_activations = {activations!r}: choose int8 or uint8")
+    return Target(**{k: data[k] for k in REQUIRED}, mxnet=data.get("mxnet", {}), quantize_activations=activations,
+                  path=path)
 
 
 def all_targets() -> dict[str, Target]:
     return {p.stem: load_file(p) for p in sorted(targets_dir().glob("*.toml"))}
+
+
+def for_this_machine() -> Target | None:
+    """The board edgepack measures for when none is named: the one named after this machine's architecture, else
+    the first of that architecture (an aarch64 host: a Raspberry Pi), else None."""
+    import platform
+
+    machine = platform.machine()
+    boards = all_targets()
+    return boards.get(machine) or next((t for t in boards.values() if t.arch == machine), None)
 
 
 def get(name: str) -> Target:

@@ -152,4 +152,5 @@ def test_no_stray_files_in_the_working_folder(models, tmp_path):
     np.savez(tmp_path / "frames.npz", frames=np.ones((2, 1, 12, 20), np.float32))
     subprocess.run([sys.executable, "-m", "edge", "optimize", str(models("lstm")), "-o", "out.onnx", "--quantize",
                     "int8-dynamic", "--eval", "frames.npz"], cwd=tmp_path, check=True, capture_output=True)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["frames.npz", "out.onnx", "out.report.json"]
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["frames.npz", "out.onnx", "out.report.html", "out.report.json"]

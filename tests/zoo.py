@@ -88,6 +88,125 @@ def trained_cnn(out: Path, opset: int = 13, epochs: int = 3) -> Path:
                    {"x": {0: "batch"}, "probs": {0: "batch"}})
 
 
+SENSITIVE_LAYER = "/conv2/Conv"  # the node sensitive_cnn makes fragile under int8
+
+
+def sensitive_cnn(out: Path) -> Path:
+    """A small CNN trained here in which one layer, conv2, is made sensitive to int8 on purpose without changing
+    what the float model computes: conv1 gains a channel that ReLU always zeroes (tiny weights, bias -10), and
+    conv2 reads it with weights 1000× its largest real one. The float function is unchanged (the channel is always
+    0), but int8 per-channel weight scales of conv2 become so coarse that its real weights all round to 0.
+    Data files as trained_cnn writes them."""
+    torch = _torch()
+    nn = torch.nn
+
+    class Net(nn.Module):
+        def __init__(self, c1: int = 8):
+            super().__init__()
+            self.conv1 = nn.Conv2d(3, c1, 3, padding=1)
+            self.conv2 = nn.Conv2d(c1, 16, 3, padding=1)
+            self.conv3 = nn.Conv2d(16, 16, 3, padding=1)
+            self.fc = nn.Linear(16 * 4 * 4, CLASSES)
+
+        def forward(self, x):
+            x = nn.functional.max_pool2d(torch.relu(self.conv1(x)), 2)
+            x = nn.functional.max_pool2d(torch.relu(self.conv2(x)), 2)
+            return self.fc(torch.flatten(torch.relu(self.conv3(x)), 1))
+
+    net = Net()
+    x, y = synthetic_images(3000, seed=11)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    opt = torch.optim.Adam(net.parameters(), 3e-3)
+    for _ in range(3):
+        perm = torch.randperm(len(xt))
+        for i in range(0, len(xt), 64):
+            idx = perm[i:i + 64]
+            loss = torch.nn.functional.cross_entropy(net(xt[idx]), yt[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    fragile = Net(c1=9)
+    with torch.no_grad():
+        fragile.load_state_dict({k: v for k, v in net.state_dict().items() if not k.startswith(("conv1", "conv2"))},
+                                strict=False)
+        fragile.conv1.weight[:8] = net.conv1.weight
+        fragile.conv1.weight[8] = 1e-3 * torch.randn_like(net.conv1.weight[0])  # tiny, not 0: a real int8 scale
+        fragile.conv1.bias[:8], fragile.conv1.bias[8] = net.conv1.bias, -10.0  # channel 8: ReLU makes it 0
+        fragile.conv2.weight.zero_()
+        fragile.conv2.weight[:, :8] = net.conv2.weight
+        fragile.conv2.weight[:, 8] = 1000 * net.conv2.weight.abs().max()  # reads only zeros: no effect in float
+        fragile.conv2.bias.copy_(net.conv2.bias)
+    out.mkdir(parents=True, exist_ok=True)
+    cal, _ = synthetic_images(200, seed=12)
+    ev, ev_labels = synthetic_images(500, seed=13)
+    np.savez(out / "calibration.npz", x=cal)
+    np.savez(out / "eval.npz", x=ev, labels=ev_labels)
+    return _export(torch, fragile, (torch.from_numpy(ev[:1]),), out / "model.onnx", 13, ["x"], ["logits"],
+                   {"x": {0: "batch"}, "logits": {0: "batch"}})
+
+
+def fragile_mlp(out: Path) -> Path:
+    """features float32[batch, 16] → scores [batch, 10] through three Gemms, each of which int8 breaks on its own:
+    feature 0 of the data is 10⁴ times larger than the rest (read with tiny weights), so an int8 scale for the
+    input rounds every other feature away; the second and third Gemms read a hidden unit that ReLU always zeroes
+    with weights 1000× their largest real one (the trick of sensitive_cnn). No int8 model of it can agree with
+    the float one: for refusals. data.npz holds inputs of that distribution."""
+    rng = np.random.default_rng(21)
+
+    def layer(n_in, n_out, dead_in: bool, dead_out: bool, name: str):
+        w = rng.normal(0, 1 / np.sqrt(n_in), (n_in, n_out)).astype(np.float32)
+        b = rng.normal(0, 0.1, n_out).astype(np.float32)
+        if dead_in:
+            w[-1] = 1000 * np.abs(w[:-1]).max()
+        if dead_out:
+            w[:, -1], b[-1] = 1e-6 * rng.normal(size=n_in), -10.0
+        return [numpy_helper.from_array(w, f"{name}.w"), numpy_helper.from_array(b, f"{name}.b")]
+
+    inits = layer(16, 33, False, True, "fc1") + layer(33, 33, True, True, "fc2") + layer(33, 10, True, False, "fc3")
+    inits[0].CopyFrom(numpy_helper.from_array(np.concatenate([np.full((1, 33), 1e-5, np.float32),
+                                                              numpy_helper.to_array(inits[0])[1:]]), "fc1.w"))
+    nodes = [helper.make_node("Gemm", ["features", "fc1.w", "fc1.b"], ["h1"], name="fc1"),
+             helper.make_node("Relu", ["h1"], ["r1"], name="relu1"),
+             helper.make_node("Gemm", ["r1", "fc2.w", "fc2.b"], ["h2"], name="fc2"),
+             helper.make_node("Relu", ["h2"], ["r2"], name="relu2"),
+             helper.make_node("Gemm", ["r2", "fc3.w", "fc3.b"], ["scores"], name="fc3")]
+    graph = helper.make_graph(nodes, "fragile_mlp",
+                              [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["batch", 16])],
+                              [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["batch", 10])], inits)
+    x = rng.standard_normal((300, 16)).astype(np.float32)
+    x[:, 0] *= 1e4
+    out.mkdir(parents=True, exist_ok=True)
+    np.savez(out / "data.npz", features=x)
+    return _save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), out)
+
+
+def detector_cnn(out: Path) -> Path:
+    """A CNN the size of a small text detector (3.1 M parameters, 1×3×96×96, random weights with BatchNorm
+    statistics from data): big enough that int8 kernels, not per-op overhead, decide the latency. For benchmarks
+    (top-1 agreement of its 16-way output, no labels); calibration.npz and eval.npz beside it."""
+    torch = _torch()
+    nn = torch.nn
+
+    def block(c_in, c_out, stride):
+        return [nn.Conv2d(c_in, c_out, 3, stride, 1), nn.BatchNorm2d(c_out), nn.ReLU()]
+
+    chans = [(3, 32, 2), (32, 64, 1), (64, 96, 2), (96, 128, 1), (128, 192, 2), (192, 256, 1), (256, 384, 2),
+             (384, 384, 1)]
+    net = nn.Sequential(*[m for c in chans for m in block(*c)], nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                        nn.Linear(384, 16))
+    rng = np.random.default_rng(31)
+    cal = rng.standard_normal((64, 3, 96, 96)).astype(np.float32)
+    ev = rng.standard_normal((200, 3, 96, 96)).astype(np.float32)
+    net.train()
+    with torch.no_grad():
+        net(torch.from_numpy(cal))  # BatchNorm running statistics of this input distribution
+    out.mkdir(parents=True, exist_ok=True)
+    np.savez(out / "calibration.npz", x=cal)
+    np.savez(out / "eval.npz", x=ev)
+    return _export(torch, net, (torch.from_numpy(ev[:1]),), out / "model.onnx", 13, ["x"], ["scores"],
+                   {"x": {0: "batch"}, "scores": {0: "batch"}}, fold=True)
+
+
 def mlp(out: Path, opset: int = 17) -> Path:
     torch = _torch()
     nn = torch.nn
@@ -272,7 +391,10 @@ def _save(model: onnx.ModelProto, out: Path) -> Path:
 
 BUILDERS = {
     "trained-cnn": trained_cnn,
+    "sensitive-cnn": sensitive_cnn,
     "mlp": mlp,
+    "fragile-mlp": fragile_mlp,
+    "detector-cnn": detector_cnn,
     "lstm": rnn,
     "gru": lambda out, opset=14: rnn(out, "GRU", opset),
     "two-io": two_io,

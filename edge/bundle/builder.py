@@ -89,6 +89,10 @@ def report_path(output: Path) -> Path:
     return output.with_name(output.name + ".report.json")
 
 
+def html_path(output: Path) -> Path:
+    return output.with_name(output.name + ".report.html")
+
+
 def _absolute(opts: BuildOptions) -> BuildOptions:
     """Every path made absolute once: later steps run in other folders (PyInstaller, the build prefix)."""
     def fix(p):
@@ -115,7 +119,7 @@ def build(opts: BuildOptions, progress=print) -> dict:
     name = opts.output.name
     if not name or name.endswith((".onnx", ".json")):
         raise OutputError(f"{opts.output}: give the executable's path, e.g. dist/{Path(opts.model).stem}")
-    outputs = {"executable": opts.output, "report": report_path(opts.output)}
+    outputs = {"executable": opts.output, "report": report_path(opts.output), "HTML report": html_path(opts.output)}
     if opts.output.is_dir() and not opts.onedir:
         raise OutputError(f"{opts.output}: is a folder; remove it or choose another -o")
     if report_path(opts.output).is_dir():
@@ -137,16 +141,17 @@ def build(opts: BuildOptions, progress=print) -> dict:
             report, built = _build(opts, target, app, backend, work, Steps(progress))
             os.rename(built, out.temp(opts.output))
             files.write_json(report, out.temp(report_path(opts.output)))
+            pipeline.write_html(report, out.temp(html_path(opts.output)), "build")
             out.commit()
-    progress(f"[{report['total_seconds']:6.1f}s] wrote {opts.output} ({report['bytes'] / 1e6:.1f} MB) and "
-             f"{report_path(opts.output).name}")
+    progress(f"[{report['total_seconds']:6.1f}s] wrote {opts.output} ({report['bytes'] / 1e6:.1f} MB), "
+             f"{report_path(opts.output).name} and {html_path(opts.output).name}")
     return report
 
 
 def _build(opts: BuildOptions, target, app, backend, work: Path, steps: Steps) -> tuple[dict, Path]:
     name = opts.output.name
     optimized_path = work / "model.onnx"
-    opt_options = pipeline.Options(model=opts.model, output=optimized_path, **opts.optimize)
+    opt_options = pipeline.Options(model=opts.model, output=optimized_path, target=target.name, **opts.optimize)
     opt_report = steps.run("optimize", pipeline.optimize, opt_options, lambda s: steps.say(f"  optimize: {s}"))
     optimized = M.load(optimized_path)
     env = steps.run("build environment", envs.ensure, target, steps.say, opts.runtime_wheel, app, backend)

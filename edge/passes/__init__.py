@@ -29,6 +29,10 @@ class Context:
     parity_feeds: list[dict[str, np.ndarray]] = field(default_factory=list)
     calibration: Samples | None = None
     options: dict = field(default_factory=dict)  # Option.name → value
+    target: Any = None  # the edge.targets.Target the model is optimized for (its defaults, its architecture)
+    evaluation: Samples | None = None  # --eval data: what accuracy searches measure on
+    reference: onnx.ModelProto | None = None  # the function every lossy result is compared with
+    progress: Callable[[str], None] = lambda text: None
 
     def value(self, option: Option):
         """A pass's setting: what was given, else the option's own default."""

@@ -17,6 +17,7 @@ from onnx import helper, numpy_helper, shape_inference
 
 from edge import stats
 from edge.passes import Context, Option, Outcome, in_range, ratio
+from edge.search import SEARCH_BUDGET
 
 UNARY = {
     "Relu", "LeakyRelu", "PRelu", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh", "Elu", "Selu", "Celu",
@@ -401,12 +402,49 @@ def apply(model: onnx.ModelProto, g: Graph, plan: Plan) -> None:
         node.input[1] = new_name
 
 
+def ratio_or_auto(text: str):
+    return "auto" if text.strip() == "auto" else ratio(text)
+
+
+def _ratio_check(value):
+    if value == "auto":
+        return None
+    return in_range("--prune-channels", 0, 1, "the ratio must be in [0, 1), e.g. 0.5 for half, or auto")(value)
+
+
+def prune(model: onnx.ModelProto, ratio_of, shapes: dict) -> Outcome:
+    """Prune every layer that can be, in graph order, by ratio_of(layer name) (0: left alone); changes `model`."""
+    macs_before = stats.macs(model, shapes)
+    layers, skipped = [], []
+    g = Graph(model)
+    for index, node in enumerate(g.nodes):
+        if producer_channels(g, index) is None:
+            continue
+        label = node.name or node.output[0]
+        if not ratio_of(label):
+            continue
+        try:
+            plan, before, after = plan_layer(g, index, ratio_of(label))
+            apply(model, g, plan)
+            g = Graph(model)  # weights and shapes changed
+            layers.append({"layer": label, "op": node.op_type, "channels": [before, after]})
+        except Blocked as why:
+            skipped.append({"layer": label, "op": node.op_type, "reason": str(why)})
+    # shapes recorded before pruning would now be wrong
+    model.graph.ClearField("value_info")
+    return Outcome(pruned=layers, skipped=skipped, macs_before=macs_before, macs_after=stats.macs(model, shapes))
+
+
+def feed_shapes(ctx: Context) -> dict:
+    return {k: v.shape for k, v in (ctx.parity_feeds[0] if ctx.parity_feeds else {}).items()}
+
+
 class PruneChannels:
     name = "prune-channels"
     options = (Option("prune_channels", "--prune-channels",
-                      "remove the ratio R of least important output channels per layer", "lossy", type=ratio,
-                      metavar="R",
-                      check=in_range("--prune-channels", 0, 1, "the ratio must be in [0, 1), e.g. 0.5 for half")),)
+                      "remove the ratio R of least important output channels per layer; auto: the most, per layer, "
+                      "that keeps --max-accuracy-drop", "lossy", type=ratio_or_auto, metavar="R|auto",
+                      check=_ratio_check), SEARCH_BUDGET)
     reference = False
 
     def wanted(self, settings):
@@ -414,28 +452,16 @@ class PruneChannels:
     lossless = False
 
     def run(self, model, ctx: Context):
-        ratio = ctx.value(self.options[0])
-        shapes = {k: v.shape for k, v in (ctx.parity_feeds[0] if ctx.parity_feeds else {}).items()}
-        macs_before = stats.macs(model, shapes)
-        layers, skipped = [], []
-        g = Graph(model)
-        for index, node in enumerate(g.nodes):
-            if producer_channels(g, index) is None:
-                continue
-            label = node.name or node.output[0]
-            try:
-                plan, before, after = plan_layer(g, index, ratio)
-                apply(model, g, plan)
-                g = Graph(model)  # weights and shapes changed
-                layers.append({"layer": label, "op": node.op_type, "channels": [before, after]})
-            except Blocked as why:
-                skipped.append({"layer": label, "op": node.op_type, "reason": str(why)})
-        # shapes recorded before pruning would now be wrong
-        model.graph.ClearField("value_info")
-        macs_after = stats.macs(model, shapes)
-        outcome = Outcome(ratio=ratio, pruned=layers, skipped=skipped, macs_before=macs_before, macs_after=macs_after)
-        if not layers:
-            outcome.note("no layer could be pruned: " + "; ".join(f"{s['layer']}: {s['reason']}" for s in skipped[:5]))
+        value = ctx.value(self.options[0])
+        if value == "auto":
+            from edge.search.prune import PruneSearch
+
+            return PruneSearch(model, ctx).run()
+        outcome = prune(model, lambda layer: value, feed_shapes(ctx))
+        outcome["ratio"] = value
+        if not outcome["pruned"]:
+            outcome.note("no layer could be pruned: " + "; ".join(f"{s['layer']}: {s['reason']}"
+                                                                  for s in outcome["skipped"][:5]))
         return model, outcome
 
 

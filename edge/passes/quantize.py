@@ -1,13 +1,19 @@
-"""Quantization through onnxruntime.quantization: int8 static (QDQ, per-channel, signed activations and
-weights: onnxruntime's recommendation for ARM), int8 dynamic (weights only), and fp16."""
+"""Quantization through onnxruntime.quantization: int8 static (QDQ, per-channel int8 weights; activations int8
+or uint8 as the target board says: onnxruntime's recommendation is S8S8 on ARM and U8S8 on x86), int8 dynamic
+(weights only), and fp16. `--quantize auto` searches the int8 settings (edge/search/quantize.py)."""
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
+import io
+import logging
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import onnx
-from onnx import version_converter
+from onnx import helper, numpy_helper, version_converter
 from onnxruntime.quantization import (
     CalibrationDataReader,
     CalibrationMethod,
@@ -37,16 +43,22 @@ def _one_of(flag: str, choices):
     return check
 
 
+ACTIVATION_TYPES = {"int8": QuantType.QInt8, "uint8": QuantType.QUInt8}
+
 # every mode reads these; --quantize picks the mode (MODES below)
-QUANTIZE, CALIBRATION, CALIBRATION_METHOD, EXCLUDE_NODES = OPTIONS = (
-    Option("quantize", "--quantize", "int8 (static QDQ), int8-dynamic or fp16", "lossy", metavar="MODE",
-           check=_one_of("--quantize", lambda: MODES)),
+QUANTIZE, CALIBRATION, CALIBRATION_METHOD, EXCLUDE_NODES, ACTIVATIONS = OPTIONS = (
+    Option("quantize", "--quantize", "int8 (static QDQ), int8-dynamic, fp16, or auto (int8 with the nodes, "
+           "calibration and activation type that keep --max-accuracy-drop, found by measurement)", "lossy",
+           metavar="MODE", check=_one_of("--quantize", lambda: (*MODES, "auto"))),  # auto: edge/search/quantize.py
     Option("calibration", "--calibration", ".npz or folder of .npy/.npz (int8)", "lossy", type=Path,
            metavar="DATA"),
     Option("calibration_method", "--calibration-method", "minmax (default), entropy, percentile", "lossy",
            default="minmax", metavar="M", check=_one_of("--calibration-method", lambda: CALIBRATION_METHODS)),
     Option("exclude_nodes", "--exclude-nodes", "nodes to keep in float when quantizing (names or patterns such as "
            "'emb/*')", "lossy", type=names, default=[], metavar="A,B"),
+    Option("activations", "--activations", "int8 activation type: int8 (S8S8, fast on ARM) or uint8 (U8S8, fast on "
+           "x86); default: the target board's", "lossy", metavar="T", check=_one_of("--activations",
+                                                                                  lambda: ACTIVATION_TYPES)),
 )
 
 
@@ -70,10 +82,10 @@ def _check_opset(model, mode):
 
 def preflight(model, mode: str, has_calibration: bool) -> None:
     """Refuse before any work is done when the quantization cannot run."""
-    if mode in ("int8", "int8-dynamic"):
+    if mode in ("int8", "int8-dynamic", "auto"):
         _check_opset(model, mode)
-    if mode == "int8" and not has_calibration:
-        raise UsageError("--quantize int8 needs calibration data: add --calibration DATA (.npz or folder)")
+    if mode in ("int8", "auto") and not has_calibration:
+        raise UsageError(f"--quantize {mode} needs calibration data: add --calibration DATA (.npz or folder)")
 
 
 def _per_channel_ready(model, outcome: Outcome):
@@ -129,6 +141,118 @@ def _nodes_to_exclude(model, ctx):
     return picked or None
 
 
+@dataclass(frozen=True)
+class Int8Settings:
+    """One way to run int8 static quantization: what `--quantize int8` takes from its flags and what
+    `--quantize auto` varies."""
+
+    method: str = "minmax"  # a CALIBRATION_METHODS key
+    activations: str = "int8"  # an ACTIVATION_TYPES key
+    per_channel: bool = True
+    float_nodes: tuple[str, ...] = ()  # kept in float
+
+    def label(self) -> str:
+        kept = f"{len(self.float_nodes)} node(s) float" if self.float_nodes else "all int8"
+        return f"{self.method}, {self.activations} act., {'per-channel' if self.per_channel else 'per-tensor'}, {kept}"
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "float_nodes": list(self.float_nodes)}
+
+    def with_float(self, nodes) -> Int8Settings:
+        return replace(self, float_nodes=tuple(nodes))
+
+
+def activation_type(ctx: Context) -> str:
+    """--activations, else the target board's (targets/*.toml `quantize_activations`)."""
+    given = ctx.options.get(ACTIVATIONS.name)
+    if given:
+        return given
+    return ctx.target.quantize_activations if ctx.target is not None else "int8"
+
+
+@dataclass
+class Prepared:
+    """A model made ready for int8 static quantization once (opset, pre-processing), quantized many times."""
+
+    path: Path  # the pre-processed float model
+    per_channel: bool  # whether its opset allows per-channel scales
+    outcome: Outcome
+
+    @classmethod
+    def make(cls, model, ctx: Context) -> Prepared:
+        _check_opset(model, "int8")
+        if ctx.calibration is None:
+            raise UsageError(f"--quantize {ctx.value(QUANTIZE)} needs calibration data: add --calibration DATA "
+                             "(.npz or folder)")
+        outcome = Outcome(format="QDQ", calibration_samples=len(ctx.calibration))
+        model, per_channel = _per_channel_ready(model, outcome)
+        return cls(_preprocess(model, ctx, outcome), per_channel, outcome)
+
+    def quantize(self, settings: Int8Settings, ctx: Context, dst: Path) -> onnx.ModelProto:
+        extra = {"CalibMovingAverage": False}
+        if settings.method == "percentile":
+            extra["CalibPercentile"] = 99.999
+        try:
+            with quiet():
+                quantize_static(
+                    str(self.path), str(dst), _Reader(ctx.calibration.feeds),
+                    quant_format=QuantFormat.QDQ, per_channel=settings.per_channel and self.per_channel,
+                    activation_type=ACTIVATION_TYPES[settings.activations], weight_type=QuantType.QInt8,
+                    calibrate_method=CALIBRATION_METHODS[settings.method],
+                    nodes_to_exclude=list(settings.float_nodes) or None, extra_options=extra,
+                )
+        except Exception as e:
+            raise QuantizationError(f"int8 static quantization failed: {one_line(e)}") from None
+        return guard_float_nodes(onnx.load(str(dst)), settings.float_nodes)
+
+
+GUARDED_OPS = ("Conv", "ConvTranspose", "Gemm")  # what onnxruntime's WeightBiasQuantization rewrites
+
+
+def guard_float_nodes(model: onnx.ModelProto, float_nodes) -> onnx.ModelProto:
+    """Make a node kept in float stay float in any onnxruntime. Its WeightBiasQuantization (1.20+, basic level)
+    quantizes, at load time, the float weights of a Conv/ConvTranspose/Gemm whose first input comes from a
+    DequantizeLinear — as it does for a float node between int8 neighbours, or after its QDQ propagation moves a
+    DequantizeLinear there — which undoes the choice (measured: tests.zoo's sensitive-cnn with its fragile Conv kept
+    float still lost 72 points). A Max with the lowest float32, an exact no-op that nothing folds or looks through,
+    stands between."""
+    keep = set(float_nodes)
+    targets = [n for n in model.graph.node if n.name in keep and n.op_type in GUARDED_OPS]
+    if not targets:
+        return model
+    lowest = "edge_keep_float_lowest"
+    model.graph.initializer.append(numpy_helper.from_array(np.array(np.finfo(np.float32).min, np.float32), lowest))
+    for node in targets:
+        guarded = f"{node.input[0]}_keep_float_{node.name}"
+        guard = helper.make_node("Max", [node.input[0], lowest], [guarded], name=f"{node.name}/keep_float")
+        node.input[0] = guarded
+        model.graph.node.insert(list(model.graph.node).index(node), guard)
+    return model
+
+
+@contextlib.contextmanager
+def quiet():
+    """onnxruntime's calibrators print progress to stdout (which `edge optimize --json` keeps for the report) and
+    log a warning per 1-D weight that has no per-channel axis; what matters is in the report."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        root.setLevel(level)
+
+
+def quantized_nodes(model: onnx.ModelProto) -> list[str]:
+    """Names of the nodes that int8 QDQ quantized: those reading a DequantizeLinear output (weights or
+    activations), in graph order."""
+    dequantized = {n.output[0] for n in model.graph.node if n.op_type == "DequantizeLinear"}
+    return [n.name for n in model.graph.node
+            if n.op_type not in ("QuantizeLinear", "DequantizeLinear") and n.name
+            and any(i in dequantized for i in n.input)]
+
+
 class Int8Static:
     name = "quantize-int8"
     mode = "int8"  # the --quantize value
@@ -141,30 +265,14 @@ class Int8Static:
     lossless = False
 
     def run(self, model, ctx: Context):
-        _check_opset(model, "int8")
-        if ctx.calibration is None:
-            raise UsageError("--quantize int8 needs calibration data: add --calibration DATA (.npz or folder)")
-        method_name = ctx.value(CALIBRATION_METHOD)
-        outcome = Outcome(format="QDQ", activations="int8", weights="int8",
-                          calibration_method=method_name, calibration_samples=len(ctx.calibration))
-        model, per_channel = _per_channel_ready(model, outcome)
-        outcome["per_channel"] = per_channel
-        src = _preprocess(model, ctx, outcome)
-        dst = ctx.workdir / "q-int8.onnx"
-        extra = {"CalibMovingAverage": False}
-        if method_name == "percentile":
-            extra["CalibPercentile"] = 99.999
-        try:
-            quantize_static(
-                str(src), str(dst), _Reader(ctx.calibration.feeds),
-                quant_format=QuantFormat.QDQ, per_channel=per_channel,
-                activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-                calibrate_method=CALIBRATION_METHODS[method_name],
-                nodes_to_exclude=_nodes_to_exclude(model, ctx), extra_options=extra,
-            )
-        except Exception as e:
-            raise QuantizationError(f"int8 static quantization failed: {one_line(e)}") from None
-        return onnx.load(str(dst)), outcome
+        prepared = Prepared.make(model, ctx)
+        settings = Int8Settings(method=ctx.value(CALIBRATION_METHOD), activations=activation_type(ctx),
+                                per_channel=prepared.per_channel,
+                                float_nodes=tuple(_nodes_to_exclude(model, ctx) or ()))
+        outcome = prepared.outcome
+        outcome.update(activations=settings.activations, weights="int8", calibration_method=settings.method,
+                       per_channel=settings.per_channel, float_nodes=list(settings.float_nodes))
+        return prepared.quantize(settings, ctx, ctx.workdir / "q-int8.onnx"), outcome
 
 
 class Int8Dynamic:
