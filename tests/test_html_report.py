@@ -13,6 +13,7 @@ import pytest
 
 from edge.htmlreport import render_build, render_optimize
 from tests.conftest import ROOT, edge
+from tests.zoo import SENSITIVE_LAYER
 
 ARTIFACTS = ROOT / "build" / "test-artifacts"  # screenshots; git-ignored, named in the test log
 HOSTILE = "<script>alert(1)</script>"
@@ -20,10 +21,9 @@ PHONE = (390, 844)
 
 
 def report_html(json_path: Path, render) -> Path:
-    """The page beside a JSON report: the one the CLI wrote, or (before the CLI writes one) rendered here."""
+    """The page the CLI wrote beside a JSON report: exactly what render() makes of that report."""
     page = json_path.with_name(json_path.name.removesuffix(".json") + ".html")
-    if not page.exists():
-        page.write_text(render(json.loads(json_path.read_text())))
+    assert page.read_text() == render(json.loads(json_path.read_text()))
     return page
 
 
@@ -132,6 +132,25 @@ def test_optimize_report_page_in_a_browser(optimize_json, browser):
         assert expected in text, expected
     o, q = (report["evaluation"][k]["latency"]["median_ms"] for k in ("original", "optimized"))
     assert ("the optimized model is slower than the original on this machine" in text) == (q > o)
+
+
+@pytest.mark.slow
+def test_a_real_auto_search_in_a_browser(models, tmp_path, browser):
+    """`--quantize auto` on the CNN with one fragile layer: its search drawn and tabled as recorded."""
+    src = models("sensitive-cnn")
+    out = tmp_path / "auto.onnx"
+    edge("optimize", src, "-o", out, "--quantize", "auto", "--calibration", src.parent / "calibration.npz",
+         "--eval", src.parent / "eval.npz", "--max-accuracy-drop", "1")
+    report = json.loads(out.with_name("auto.report.json").read_text())
+    page = report_html(out.with_name("auto.report.json"), render_optimize)
+    assert_self_contained(page.read_text())
+    # summary: 2 charts; the search: accuracy/size, accuracy/latency, sensitivity
+    text = open_page(browser, page, "auto", charts=5)
+    search = report["searches"][0]
+    assert "Search 1: quantize" in text and search["why"] in text
+    assert SENSITIVE_LAYER in text  # in the float nodes of candidates and first in the sensitivity table
+    highlighted = browser.find_elements("css selector", "#search-1 tr.highlight")
+    assert len(highlighted) == 1 and highlighted[0].text.split()[0] == str(search["winner"])
 
 
 def realistic_search(kind: str = "quantize", basis: str = "accuracy", seed: int = 1) -> dict:

@@ -17,7 +17,7 @@ from edge.errors import BackendError, BuildError, TargetError
 
 CONVERTER = Path(__file__).resolve().parent / "mx_convert.py"
 TOLERANCE = evaluate.PARITY_RTOL  # MXNet against onnxruntime, as the executable's parity gate
-FLOAT_ONLY = ("int8", "int8-dynamic", "fp16")
+FLOAT_ONLY = ("int8", "int8-dynamic", "fp16", "auto")
 
 
 class MXNet:

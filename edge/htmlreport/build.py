@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from edge.htmlreport import charts
-from edge.htmlreport.page import Raw, chart_grid, dig, facts, fmt_bytes, fmt_num, num, para, section, table
+from edge.htmlreport.page import Raw, chart_grid, dig, facts, fmt_bytes, fmt_num, num, para, part, section, table
 
 GLIBC_CHART_FILES = 25
 
@@ -19,8 +19,8 @@ def build_sections(report: dict) -> list[Raw]:
 
 
 def executable_section(report: dict) -> Raw:
-    target = report.get("target") if isinstance(report.get("target"), dict) else {}
-    verified = report.get("verification") or {}
+    target = part(report, "target")
+    verified = part(report, "verification")
     sha = report.get("sha256")
     parts = [facts([
         ("executable", report.get("output")),

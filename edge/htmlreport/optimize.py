@@ -19,6 +19,8 @@ from edge.htmlreport.page import (
     fmt_share,
     num,
     para,
+    part,
+    records,
     section,
     table,
 )
@@ -30,15 +32,15 @@ def optimize_sections(report: dict) -> list[Raw]:
 
 
 def title(report: dict) -> str:
-    source = Path(dig(report, "input", "path", default="model")).name
-    target = Path(dig(report, "output", "path", default="")).name
+    source = Path(str(dig(report, "input", "path", default="model"))).name
+    target = Path(str(dig(report, "output", "path", default=""))).name
     return f"edge optimize: {source}" + (f" → {target}" if target else "")
 
 
 def quality(report: dict) -> tuple[str, float | None, float | None] | None:
     """The accuracy-like figure to compare: (name, original, optimized) as fractions; top-1 agreement with the
     original where there are no labels (the original agrees with itself); None when neither was measured."""
-    ev = dig(report, "evaluation", default={})
+    ev = part(report, "evaluation")
     original, optimized = num(dig(ev, "original", "accuracy")), num(dig(ev, "optimized", "accuracy"))
     if original is not None or optimized is not None:
         return "accuracy", original, optimized
@@ -47,12 +49,12 @@ def quality(report: dict) -> tuple[str, float | None, float | None] | None:
 
 
 def latencies(report: dict) -> tuple[float | None, float | None]:
-    ev = dig(report, "evaluation", default={})
+    ev = part(report, "evaluation")
     return (num(dig(ev, "original", "latency", "median_ms")), num(dig(ev, "optimized", "latency", "median_ms")))
 
 
 def summary_section(report: dict) -> Raw:
-    ev = dig(report, "evaluation", default={})
+    ev = part(report, "evaluation")
     sha = dig(report, "input", "sha256")
     labels = "with labels" if ev.get("labels") else "no labels: top-1 agreement with the original"
     samples = ev.get("samples")
@@ -77,8 +79,8 @@ def summary_section(report: dict) -> Raw:
 
 
 def metrics_table(report: dict) -> Raw:
-    ev = dig(report, "evaluation", default={})
-    o, q = ev.get("original") or {}, ev.get("optimized") or {}
+    ev = part(report, "evaluation")
+    o, q = part(ev, "original"), part(ev, "optimized")
     rows = [["file size", fmt_bytes(o.get("size_bytes")), fmt_bytes(q.get("size_bytes")),
              fmt_ratio(o.get("size_bytes"), q.get("size_bytes"))],
             ["compressed size", fmt_bytes(o.get("compressed_bytes")), fmt_bytes(q.get("compressed_bytes")),
@@ -97,7 +99,7 @@ def metrics_table(report: dict) -> Raw:
 
 
 def gate_line(report: dict) -> Raw:
-    ev = dig(report, "evaluation", default={})
+    ev = part(report, "evaluation")
     drop, basis, gate = num(ev.get("drop_pp")), ev.get("drop_basis") or "accuracy", ev.get("gate")
     if drop is None:
         return para("accuracy gate: no accuracy or top-1 agreement could be measured (outputs are not class "
@@ -111,12 +113,12 @@ def gate_line(report: dict) -> Raw:
 
 
 def outputs_table(ev: dict) -> Raw:
-    outputs = dig(ev, "comparison", "outputs", default={})
-    if not isinstance(outputs, dict) or not outputs:
+    outputs = part(ev, "comparison", "outputs")
+    if not outputs:
         return Raw("")
     rows = [[name, s.get("error") or "", fmt_num(s.get("max_abs_diff")), fmt_num(s.get("mean_abs_diff")),
              fmt_num(s.get("cosine"), ".6f")] for name, s in outputs.items() if isinstance(s, dict)]
-    parity = ev.get("parity") or {}
+    parity = part(ev, "parity")
     note = para(f"parity on {parity.get('samples', '–')}: max relative difference "
                 f"{fmt_num(parity.get('max_rel_diff'))} (lossless passes must stay within "
                 f"{fmt_num(parity.get('tolerance'), 'g')})", "muted") if parity else ""
@@ -125,7 +127,7 @@ def outputs_table(ev: dict) -> Raw:
 
 
 def charts_section(report: dict) -> Raw:
-    figures = [passes_figure(report.get("passes") or [])]
+    figures = [passes_figure(records(report.get("passes")))]
     before, after = latencies(report)
     if before is not None and after is not None:
         measured = quality(report)
@@ -136,23 +138,23 @@ def charts_section(report: dict) -> Raw:
 
 
 def passes_figure(passes: list[dict]) -> Raw | None:
-    """Size and nodes of the input, then after each pass."""
-    passes = [p for p in passes if num(dig(p, "after", "bytes")) is not None and num(dig(p, "after", "nodes"))
-              is not None]
-    if not passes:
+    """Size and nodes of the input, then after each pass (those that recorded both)."""
+    def measured(p: dict, when: str) -> tuple[float, float] | None:
+        size, nodes = num(dig(p, when, "bytes")), num(dig(p, when, "nodes"))
+        return None if size is None or nodes is None else (size, nodes)
+
+    rows = [(str(p.get("name", "?")), str(p.get("status", "")), measured(p, "after")) for p in passes]
+    rows = [r for r in rows if r[2]]
+    if not rows:
         return None
-    first = passes[0].get("before") or {}
-    names, kbytes, nodes, statuses = ["input"], [num(first.get("bytes")) or 0], [first.get("nodes") or 0], ["input"]
-    for p in passes:
-        names.append(str(p.get("name", "?")))
-        kbytes.append(p["after"]["bytes"])
-        nodes.append(p["after"]["nodes"])
-        statuses.append(str(p.get("status", "")))
-    return charts.passes_chart(names, [b / 1000 for b in kbytes], nodes, statuses)
+    if passes and measured(passes[0], "before"):
+        rows.insert(0, ("input", "input", measured(passes[0], "before")))
+    return charts.passes_chart([r[0] for r in rows], [r[2][0] / 1000 for r in rows], [r[2][1] for r in rows],
+                               [r[1] for r in rows])
 
 
 def passes_section(report: dict) -> Raw:
-    passes = report.get("passes") or []
+    passes = records(report.get("passes"))
     if not passes:
         return section("Passes", para("no passes ran."), section_id="passes")
     rows = [[p.get("name", "?"), p.get("status", "–"),

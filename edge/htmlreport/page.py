@@ -61,6 +61,17 @@ def dig(data, *keys, default=None):
     return data
 
 
+def part(data, *keys) -> dict:
+    """A sub-dict of the report, {} where it is missing or not a dict."""
+    found = dig(data, *keys)
+    return found if isinstance(found, dict) else {}
+
+
+def records(value) -> list[dict]:
+    """The dicts of a list in the report (passes, candidates, ...); [] for anything else."""
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
 def num(value) -> float | None:
     """A finite number from the report, or None for anything else (a missing or malformed metric; Python's json
     writes NaN where a measurement failed)."""

@@ -4,17 +4,28 @@ lies against the original on size, latency and accuracy, and which nodes are mos
 from __future__ import annotations
 
 from edge.htmlreport import charts
-from edge.htmlreport.page import Raw, chart_grid, dig, facts, fmt_bytes, fmt_ms, fmt_num, num, para, section, table
+from edge.htmlreport.page import (
+    Raw,
+    chart_grid,
+    dig,
+    facts,
+    fmt_bytes,
+    fmt_ms,
+    fmt_num,
+    num,
+    para,
+    part,
+    records,
+    section,
+    table,
+)
 
 SENSITIVE_NODES = 15
 YES, NO = Raw('<span class="ok">✓</span>'), Raw('<span class="bad">✗</span>')
 
 
 def search_sections(report: dict) -> list[Raw]:
-    searches = report.get("searches")
-    if not isinstance(searches, list):
-        return []
-    return [search_section(s, i) for i, s in enumerate(searches, 1) if isinstance(s, dict)]
+    return [search_section(s, i) for i, s in enumerate(records(report.get("searches")), 1)]
 
 
 def candidate_quality(c: dict) -> float | None:
@@ -33,7 +44,7 @@ def reference_quality(search: dict) -> float | None:
 
 def search_section(search: dict, index: int) -> Raw:
     kind = search.get("kind", "search")
-    budget = search.get("budget") or {}
+    budget = part(search, "budget")
     limits = [f"{budget['seconds']:g} s" if num(budget.get("seconds")) else None,
               f"{budget['candidates']} candidates" if num(budget.get("candidates")) else None]
     parts = [para(f"winner: {search.get('why')}") if search.get("why") else para("no candidate won.", "warn"),
@@ -55,20 +66,21 @@ def search_section(search: dict, index: int) -> Raw:
 
 def search_charts(search: dict, index: int) -> list[Raw]:
     """Accuracy vs size and accuracy vs latency, for the candidates that produced metrics."""
-    ref, winner = search.get("reference") or {}, search.get("winner")
+    ref, winner = part(search, "reference"), search.get("winner")
     basis = search.get("basis") or "accuracy"
     base = reference_quality(search)
     floor = base * 100 - search["max_drop_pp"] if base is not None and num(search.get("max_drop_pp")) is not None \
         else None
     figures = []
+    latency_caption = "; ".join(str(t) for t in (search.get("latency_statistic"), search.get("latency_note")) if t)
     for axis, field, scale, label, caption in (
             ("size", "size_bytes", 1e-3, "size (kB)", None),
-            ("latency", "latency_ms", 1.0, "median latency (ms)", search.get("latency_note"))):
+            ("latency", "latency_ms", 1.0, "latency (ms)", latency_caption or None)):
         points = [{"x": num(c.get(field)) * scale, "y": candidate_quality(c) * 100, "meets": c.get("meets"),
                    "pareto": c.get("pareto"), "winner": winner is not None and c.get("id") == winner,
                    "label": str(c.get("label", c.get("id")))}
-                  for c in search.get("candidates") or []
-                  if isinstance(c, dict) and not c.get("error") and num(c.get(field)) is not None
+                  for c in records(search.get("candidates"))
+                  if not c.get("error") and num(c.get(field)) is not None
                   and candidate_quality(c) is not None]
         reference = {"x": num(ref.get(field)) * scale, "y": base * 100} \
             if num(ref.get(field)) is not None and base is not None else None
@@ -88,7 +100,7 @@ def settings_text(settings) -> str:
 
 
 def candidates_table(search: dict) -> Raw:
-    candidates = [c for c in search.get("candidates") or [] if isinstance(c, dict)]
+    candidates = records(search.get("candidates"))
     if not candidates:
         return para("no candidates were tried.", "muted")
     winner = search.get("winner")
@@ -111,7 +123,7 @@ def candidates_table(search: dict) -> Raw:
 
 def sensitivity_part(search: dict, index: int) -> Raw:
     """The nodes whose quantization adds the most noise (top by added dB), as a chart and a table."""
-    rows = [s for s in search.get("sensitivity") or [] if isinstance(s, dict) and num(s.get("added_db")) is not None]
+    rows = [s for s in records(search.get("sensitivity")) if num(s.get("added_db")) is not None]
     if not rows:
         return Raw("")
     top = sorted(rows, key=lambda s: -s["added_db"])[:SENSITIVE_NODES]
