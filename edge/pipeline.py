@@ -36,6 +36,8 @@ EVALUATION = (
            metavar="DATA"),
     Option("max_accuracy_drop", "--max-accuracy-drop", "refuse to write the output if accuracy (or top-1 "
            "agreement) drops by more than P points", "evaluation", type=ratio, metavar="P", check=_at_least_zero),
+    Option("search_eval", "--search-eval", "what --quantize/--prune-channels auto choose on (default: --eval); "
+           "samples of their own keep --eval's figures free of the choice", "evaluation", type=Path, metavar="DATA"),
 )
 # every pass the pipeline can plan, in the order it runs them
 PASSES: tuple[Pass, ...] = (graph.CUT, graph.FIX_SHAPES, graph.CLEAN_INPUTS, graph.OPTIMIZER, graph.SIMPLIFY,
@@ -75,6 +77,7 @@ class _OptionsMethods:
 
     def read_files(self) -> dict[str, Path | None]:
         return {"input model": self.model, "--calibration data": self.calibration, "--eval data": self.eval,
+                "--search-eval data": self.search_eval,
                 **{f"model's external data file {p.name}": p for p in M.external_data_files(self.model)}}
 
     def pass_settings(self) -> dict:
@@ -238,7 +241,10 @@ def _run(opts: Options, original: onnx.ModelProto, progress) -> tuple[dict, onnx
             raise ModelError(f"{opts.model}: onnxruntime cannot run this model: {one_line(e)}") from None
         if eval_data is not None and eval_data.labels is not None:
             data.check_labels(eval_data, ref_parity[0][0])
-        ctx.evaluation, ctx.reference = eval_data, reference
+        ctx.reference = reference
+        ctx.evaluation = data.load(opts.search_eval, specs, "--search-eval data") if opts.search_eval else eval_data
+        if opts.search_eval and ctx.evaluation.labels is not None:
+            data.check_labels(ctx.evaluation, ref_parity[0][0])
         current = reference
         for p in work_passes:
             # lossless passes must keep the reference function; lossy ones are judged by the evaluation

@@ -146,6 +146,19 @@ def test_prune_channels_auto_then_quantize_auto(models, tmp_path):
     assert _accuracy(both, ev) >= _accuracy(src, ev) - 0.02
 
 
+def test_search_eval_keeps_the_choice_off_the_evaluation_data(models, tmp_path):
+    src = models("trained-cnn")
+    out = tmp_path / "q.onnx"
+    cal = src.parent / "calibration.npz"  # no labels: the search judges top-1 agreement there
+    edge("optimize", src, "-o", out, "--quantize", "auto", "--calibration", cal, "--search-eval", cal,
+         "--eval", src.parent / "eval.npz", "--max-accuracy-drop", "1", "--search-budget", "4")
+    report = _report(out)
+    search = report["searches"][0]
+    assert search["data"] == str(cal) and search["basis"] == "top-1 agreement" and search["samples"] == 200
+    assert report["evaluation"]["data"] == str(src.parent / "eval.npz") and report["evaluation"]["drop_basis"] == \
+        "accuracy"
+
+
 def test_int8_activations_follow_the_target_board(models, tmp_path):
     """U8S8 on x86_64 (fast there), S8S8 for the ARM boards: the zero points' type says which."""
     src = models("trained-cnn")

@@ -99,14 +99,15 @@ def _absolute(opts: BuildOptions) -> BuildOptions:
         return Path(os.path.abspath(p)) if p is not None else None
 
     opts.model, opts.output, opts.runtime_wheel = fix(opts.model), fix(opts.output), fix(opts.runtime_wheel)
-    opts.optimize = {k: fix(v) if k in ("calibration", "eval") else v for k, v in opts.optimize.items()}
+    opts.optimize = {k: fix(v) if k in ("calibration", "eval", "search_eval") else v for k, v in opts.optimize.items()}
     opts.app_options = {k: fix(v) if isinstance(v, Path) else v for k, v in opts.app_options.items()}
     return opts
 
 
 def _inputs(opts: BuildOptions) -> dict[str, Path | None]:
     return {"input model": opts.model, "--calibration data": opts.optimize.get("calibration"),
-            "--eval data": opts.optimize.get("eval"), "--runtime-wheel": opts.runtime_wheel,
+            "--eval data": opts.optimize.get("eval"), "--search-eval data": opts.optimize.get("search_eval"),
+            "--runtime-wheel": opts.runtime_wheel,
             **{f"--{k}": v for k, v in opts.app_options.items() if isinstance(v, Path)},
             **{f"model's external data file {p.name}": p for p in M.external_data_files(opts.model)}}
 

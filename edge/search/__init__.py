@@ -94,8 +94,7 @@ class Judge:
                           "accuracy": evaluate.accuracy(self.ref_outputs, self.labels)}
 
     def latency(self, sess) -> float:
-        # the lower quartile: what the model costs, least disturbed by whatever else this machine runs
-        return evaluate.latency_ms(sess, self.samples.feeds[0], budget_s=LATENCY_BUDGET_S)["p25_ms"]
+        return evaluate.latency_ms(sess, self.samples.feeds[0], budget_s=LATENCY_BUDGET_S)["median_ms"]
 
     def measure(self, candidate: Candidate, model: onnx.ModelProto) -> None:
         sess = evaluate.session(model)
@@ -229,9 +228,10 @@ class Search:
         self.mark_pareto()
         return {
             "kind": self.kind, "max_drop_pp": self.max_drop, "basis": self.judge.basis,
+            "data": self.judge.samples.source, "samples": len(self.judge.samples),
             "budget": self.budget.as_dict(), "seconds": round(self.elapsed(), 1),
             "stopped": self.stopped, "latency_note": self.latency_note, "by_latency": self.by_latency,
-            "latency_statistic": "lower quartile of the runs (1 thread, batch 1)",
+            "latency_statistic": f"median of {LATENCY_BUDGET_S:g} s of runs (1 thread, batch 1)",
             "reference": self.judge.reference, "candidates": [c.as_dict() for c in self.candidates],
             "winner": winner.id if winner else None, "why": self.why(winner) if winner else "",
             "notes": self.notes, **(extra or {}),
