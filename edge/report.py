@@ -11,7 +11,8 @@ from rich.table import Table
 console = Console(highlight=False, width=max(120, shutil.get_terminal_size((120, 24)).columns))
 
 
-def _bytes(n) -> str:
+def human_bytes(n) -> str:
+    """1234567 → '1.2 MB' (decimal units, as file managers and the tables here show sizes)."""
     if n is None:
         return "-"
     for unit in ("B", "kB", "MB", "GB"):
@@ -35,7 +36,7 @@ def _shape(s) -> str:
 
 def print_inspect(info: dict) -> None:
     t = Table(title=f"{info['path']}", show_header=False)
-    t.add_row("file size", _bytes(info["file_bytes"]))
+    t.add_row("file size", human_bytes(info["file_bytes"]))
     t.add_row("IR version", str(info["ir_version"]))
     t.add_row("opsets", ", ".join(f"{d} {v}" for d, v in info["opsets"].items()))
     if info["producer"]:
@@ -96,7 +97,8 @@ def print_optimize(report: dict) -> None:
         if p["name"] == "prune-weights":
             notes.insert(0, f"{p['zero_share']:.1%} of {_count(p['weights'])} weights zero")
         passes.add_row(p["name"], p["status"], f"{b['nodes']} → {a['nodes']}",
-                       f"{_bytes(b['bytes'])} → {_bytes(a['bytes'])}", f"{p['seconds']:.2f}s", escape("; ".join(notes)))
+                       f"{human_bytes(b['bytes'])} → {human_bytes(a['bytes'])}", f"{p['seconds']:.2f}s",
+                       escape("; ".join(notes)))
     console.print(passes)
 
     ev = report["evaluation"]
@@ -104,8 +106,9 @@ def print_optimize(report: dict) -> None:
     t = Table(title=f"evaluation on {ev['data']} ({ev['samples']} samples)")
     for col in ("metric", "original", "optimized", "ratio"):
         t.add_column(col)
-    t.add_row("file size", _bytes(o["size_bytes"]), _bytes(q["size_bytes"]), _ratio(o["size_bytes"], q["size_bytes"]))
-    t.add_row("compressed", _bytes(o["compressed_bytes"]), _bytes(q["compressed_bytes"]),
+    t.add_row("file size", human_bytes(o["size_bytes"]), human_bytes(q["size_bytes"]),
+              _ratio(o["size_bytes"], q["size_bytes"]))
+    t.add_row("compressed", human_bytes(o["compressed_bytes"]), human_bytes(q["compressed_bytes"]),
               _ratio(o["compressed_bytes"], q["compressed_bytes"]))
     t.add_row("parameters", _count(o["parameters"]), _count(q["parameters"]), _ratio(o["parameters"], q["parameters"]))
     t.add_row("zero weights", f"{o['zero_share']:.1%}", f"{q['zero_share']:.1%}", "")
@@ -145,7 +148,7 @@ def print_search(s: dict) -> None:
             t.add_row(str(c["id"]), escape(c["label"]), "", "", escape(c["error"]), "", "✗", "")
             continue
         metric = c["accuracy"] if c["accuracy"] is not None else c["top1_agreement"]
-        t.add_row(f"{c['id']}{' ★' if winner else ''}", escape(c["label"]), _bytes(c["size_bytes"]),
+        t.add_row(f"{c['id']}{' ★' if winner else ''}", escape(c["label"]), human_bytes(c["size_bytes"]),
                   f"{c['latency_ms']:.3f} ms", f"{metric:.2%}", f"{c['drop_pp']:.2f} pt",
                   "✓" if c["meets"] else "✗", "✓" if c["pareto"] else "", style="bold" if winner else None)
     console.print(t)

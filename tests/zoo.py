@@ -63,22 +63,25 @@ def cnn_module(torch):
     )
 
 
-def trained_cnn(out: Path, opset: int = 13, epochs: int = 3) -> Path:
-    """A CNN trained here (seconds), with calibration.npz (train distribution) and eval.npz (+ labels)."""
-    torch = _torch()
-    net = cnn_module(torch)
-    x, y = synthetic_images(3000, seed=1)
+def _train(torch, net, logits, x: np.ndarray, y: np.ndarray, epochs: int) -> None:
+    """Adam on cross-entropy, batches of 64: `logits` is the part of `net` whose output the loss reads."""
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     opt = torch.optim.Adam(net.parameters(), 3e-3)
-    body = net[:-1]  # train on logits
     for _ in range(epochs):
         perm = torch.randperm(len(xt))
         for i in range(0, len(xt), 64):
             idx = perm[i:i + 64]
-            loss = torch.nn.functional.cross_entropy(body(xt[idx]), yt[idx])
+            loss = torch.nn.functional.cross_entropy(logits(xt[idx]), yt[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
+
+
+def trained_cnn(out: Path, opset: int = 13, epochs: int = 3) -> Path:
+    """A CNN trained here (seconds), with calibration.npz (train distribution) and eval.npz (+ labels)."""
+    torch = _torch()
+    net = cnn_module(torch)
+    _train(torch, net, net[:-1], *synthetic_images(3000, seed=1), epochs)  # trained on logits
     out.mkdir(parents=True, exist_ok=True)
     cal, _ = synthetic_images(200, seed=2)
     ev, ev_labels = synthetic_images(500, seed=3)
@@ -114,17 +117,7 @@ def sensitive_cnn(out: Path) -> Path:
             return self.fc(torch.flatten(torch.relu(self.conv3(x)), 1))
 
     net = Net()
-    x, y = synthetic_images(3000, seed=11)
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-    opt = torch.optim.Adam(net.parameters(), 3e-3)
-    for _ in range(3):
-        perm = torch.randperm(len(xt))
-        for i in range(0, len(xt), 64):
-            idx = perm[i:i + 64]
-            loss = torch.nn.functional.cross_entropy(net(xt[idx]), yt[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+    _train(torch, net, net, *synthetic_images(3000, seed=11), epochs=3)
     fragile = Net(c1=9)
     with torch.no_grad():
         fragile.load_state_dict({k: v for k, v in net.state_dict().items() if not k.startswith(("conv1", "conv2"))},

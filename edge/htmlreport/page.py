@@ -80,14 +80,10 @@ def num(value) -> float | None:
 
 
 def fmt_bytes(n) -> str:
+    from edge.report import human_bytes
+
     n = num(n)
-    if n is None:
-        return "–"
-    for unit in ("B", "kB", "MB", "GB"):
-        if abs(n) < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return ""
+    return "–" if n is None else human_bytes(n)
 
 
 def fmt_count(n) -> str:
