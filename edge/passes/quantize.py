@@ -207,17 +207,22 @@ class Prepared:
 
 
 GUARDED_OPS = ("Conv", "ConvTranspose", "Gemm")  # what onnxruntime's WeightBiasQuantization rewrites
+# what onnxruntime's QDQ propagation moves a DequantizeLinear through (qdq_propagation.cc, CanNodePropagate)
+PROPAGATED_THROUGH = ("MaxPool", "Reshape", "Transpose", "Squeeze", "Unsqueeze", "Slice")
 
 
 def guard_float_nodes(model: onnx.ModelProto, float_nodes) -> onnx.ModelProto:
     """Make a node kept in float stay float in any onnxruntime. Its WeightBiasQuantization (1.20+, basic level)
     quantizes, at load time, the float weights of a Conv/ConvTranspose/Gemm whose first input comes from a
-    DequantizeLinear — as it does for a float node between int8 neighbours, or after its QDQ propagation moves a
-    DequantizeLinear there — which undoes the choice (measured: tests.zoo's sensitive-cnn with its fragile Conv kept
-    float still lost 72 points). A Max with the lowest float32, an exact no-op that nothing folds or looks through,
-    stands between."""
+    DequantizeLinear — as it does for a float node after an int8 neighbour, directly or once its QDQ propagation
+    has moved the DequantizeLinear past a MaxPool or Reshape — which undoes the choice (measured: tests.zoo's
+    sensitive-cnn with its fragile Conv kept float still lost 72 points). A Max with the lowest float32, an exact
+    no-op that nothing folds or looks through, stands between; only where it is needed, as it costs a pass over
+    the tensor (12 % of the demo stream model's emulated aarch64 latency with all 20 of its float Convs guarded)."""
     keep = set(float_nodes)
-    targets = [n for n in model.graph.node if n.name in keep and n.op_type in GUARDED_OPS]
+    producer = {o: n for n in model.graph.node for o in n.output}
+    targets = [n for n in model.graph.node if n.name in keep and n.op_type in GUARDED_OPS
+               and _reads_dequantized(n.input[0], producer)]
     if not targets:
         return model
     lowest = "edge_keep_float_lowest"
@@ -228,6 +233,13 @@ def guard_float_nodes(model: onnx.ModelProto, float_nodes) -> onnx.ModelProto:
         node.input[0] = guarded
         model.graph.node.insert(list(model.graph.node).index(node), guard)
     return model
+
+
+def _reads_dequantized(tensor: str, producer: dict) -> bool:
+    node = producer.get(tensor)
+    while node is not None and node.op_type in PROPAGATED_THROUGH:
+        node = producer.get(node.input[0])
+    return node is not None and node.op_type == "DequantizeLinear"
 
 
 @contextlib.contextmanager
