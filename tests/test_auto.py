@@ -189,3 +189,19 @@ def test_auto_for_an_arm_board_measures_its_activation_type_and_chooses_by_size(
     within = [c for c in search["candidates"] if c["meets"]]
     assert _winner(search)["size_bytes"] == min(c["size_bytes"] for c in within)
     assert "the smallest of the" in search["why"]
+
+
+@pytest.mark.slow
+def test_build_with_quantize_auto_ships_the_chosen_model(models, tmp_path):
+    src = models("sensitive-cnn")
+    exe = tmp_path / "sens"
+    edge("build", src, "-o", exe, "--quantize", "auto", "--calibration", src.parent / "calibration.npz",
+         "--eval", src.parent / "eval.npz", "--max-accuracy-drop", "1")
+    report = json.loads((tmp_path / "sens.report.json").read_text())
+    search = report["optimize"]["searches"][0]
+    assert _winner(search)["settings"]["float_nodes"] == [SENSITIVE_LAYER]
+    assert report["verification"]["passed"] and "Search 1: quantize" in (tmp_path / "sens.report.html").read_text()
+    data = np.load(src.parent / "eval.npz")
+    np.save(tmp_path / "x.npy", data["x"][:50])
+    edge("run", exe, "--input", f"x={tmp_path / 'x.npy'}", "--output", tmp_path / "y.npz")
+    assert np.mean(np.load(tmp_path / "y.npz")["logits"].argmax(1) == data["labels"][:50]) >= 0.98
