@@ -36,34 +36,42 @@ def _intermediates(model_path: Path, feeds, work: Path, tag: str) -> dict[str, l
     return collect_activations(str(augmented), _Reader(feeds[:MAX_SAMPLES]))
 
 
-def _measured_output(name: str, graph: onnx.GraphProto, known: dict) -> str | None:
-    """The tensor standing for a node's output: its own, or past a fused activation."""
-    node = next(n for n in graph.node if n.name == name)
-    tensor = node.output[0]
-    for _ in range(3):
-        if tensor in known:
-            return tensor
-        users = [n for n in graph.node if tensor in n.input]
-        if len(users) != 1 or users[0].op_type not in PASS_THROUGH:
-            return None
-        tensor = users[0].output[0]
-    return tensor if tensor in known else None
+class _Graph:
+    """The float graph's wiring, indexed once: its nodes by name, each tensor's producer and readers."""
 
+    def __init__(self, graph: onnx.GraphProto):
+        self.nodes = {n.name: n for n in graph.node}
+        self.producer = {o: n for n in graph.node for o in n.output}
+        self.readers: dict[str, list[onnx.NodeProto]] = {}
+        for n in graph.node:
+            for t in n.input:
+                self.readers.setdefault(t, []).append(n)
+        self.inputs = {i.name for i in graph.input}
 
-def _input_noise(node: onnx.NodeProto, graph: onnx.GraphProto, noise: dict) -> float:
-    """Largest relative noise among the node's activation inputs (walking back over ops both graphs renamed)."""
-    producers = {o: n for n in graph.node for o in n.output}
-    graph_inputs = {i.name for i in graph.input}
-    worst = 0.0
-    for tensor in node.input:
-        if tensor in graph_inputs:
-            continue
-        for _ in range(4):
-            if tensor in noise or tensor not in producers:
-                break
-            tensor = producers[tensor].input[0] if producers[tensor].input else ""
-        worst = max(worst, noise.get(tensor, 0.0))
-    return worst
+    def measured_output(self, node: onnx.NodeProto, known: dict) -> str | None:
+        """The tensor standing for a node's output: its own, or past a fused activation."""
+        tensor = node.output[0]
+        for _ in range(3):
+            if tensor in known:
+                return tensor
+            users = self.readers.get(tensor, [])
+            if len(users) != 1 or users[0].op_type not in PASS_THROUGH:
+                return None
+            tensor = users[0].output[0]
+        return tensor if tensor in known else None
+
+    def input_noise(self, node: onnx.NodeProto, noise: dict) -> float:
+        """Largest relative noise among the node's activation inputs (walking back over ops both graphs renamed)."""
+        worst = 0.0
+        for tensor in node.input:
+            if tensor in self.inputs:
+                continue
+            for _ in range(4):
+                if tensor in noise or tensor not in self.producer:
+                    break
+                tensor = self.producer[tensor].input[0] if self.producer[tensor].input else ""
+            worst = max(worst, noise.get(tensor, 0.0))
+        return worst
 
 
 def _noise(float_acts, qdq_acts) -> dict[str, float]:
@@ -77,18 +85,18 @@ def rank(float_path: Path, qdq_path: Path, feeds, work: Path) -> list[dict]:
     """Quantized nodes, most sensitive first: {node, op, added_db, sqnr_db}; `added_db` is 10·log10 of the relative
     noise power the node adds (higher: worse), `sqnr_db` the signal-to-noise ratio at its output."""
     noise = _noise(_intermediates(float_path, feeds, work, "float"), _intermediates(qdq_path, feeds, work, "qdq"))
-    graph = onnx.load(str(float_path)).graph
-    nodes = {n.name: n for n in graph.node}
+    graph = _Graph(onnx.load(str(float_path)).graph)
     ranked = []
     for name in quantized_nodes(onnx.load(str(qdq_path))):
-        if name not in nodes:
+        node = graph.nodes.get(name)
+        if node is None:
             continue
-        out = _measured_output(name, graph, noise)
+        out = graph.measured_output(node, noise)
         if out is None:
-            ranked.append({"node": name, "op": nodes[name].op_type, "added_db": None, "sqnr_db": None})
+            ranked.append({"node": name, "op": node.op_type, "added_db": None, "sqnr_db": None})
             continue
-        added = max(noise[out] - _input_noise(nodes[name], graph, noise), 1e-20)
-        ranked.append({"node": name, "op": nodes[name].op_type, "added_db": round(float(10 * np.log10(added)), 2),
+        added = max(noise[out] - graph.input_noise(node, noise), 1e-20)
+        ranked.append({"node": name, "op": node.op_type, "added_db": round(float(10 * np.log10(added)), 2),
                        "sqnr_db": round(float(-10 * np.log10(noise[out])), 2)})
     # unmeasured nodes last: they are tried only after every measured one
     return sorted(ranked, key=lambda r: -(r["added_db"] if r["added_db"] is not None else -1e9))
