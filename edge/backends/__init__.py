@@ -38,6 +38,12 @@ class Backend(Protocol):
     def binaries(self, env) -> list[tuple[str, str]]:
         """(library, folder in the bundle) pairs PyInstaller would miss."""
 
+    def debs(self, target) -> tuple[str, ...]:
+        """Debian packages of the board's release this backend needs in an emulated build prefix."""
+
+    def finish_env(self, env_path: Path, target, log: Path, progress) -> dict:
+        """Last step of making a build environment (its packages are installed); returns what it did."""
+
 
 NAMES = ("onnxruntime", "mxnet")  # the registry: edge/backends/<name>.py defines BACKEND
 

@@ -12,7 +12,7 @@ import numpy as np
 import onnx
 
 from edge import evaluate
-from edge.backends import mxnet_ops, mxnet_rewrites
+from edge.backends import mxnet_ops, mxnet_relink, mxnet_rewrites
 from edge.errors import BackendError, BuildError, TargetError
 
 CONVERTER = Path(__file__).resolve().parent / "mx_convert.py"
@@ -40,6 +40,7 @@ class MXNet:
         if not table.get("mxnet"):
             raise TargetError(f"{target.path}: no [mxnet] table with pins; --backend mxnet is not set up for "
                               f"{target.name}")
+        mxnet_relink.plan(target)  # a board file's mistake, before minutes of work
         if quantize in FLOAT_ONLY:
             raise BackendError(f"--quantize {quantize} with --backend mxnet: MXNet 1.9.1's importer takes float "
                                "ONNX graphs only (no QuantizeLinear, ConvInteger or float16), and MXNet's own "
@@ -142,10 +143,17 @@ class MXNet:
 
     def binaries(self, env) -> list[tuple[str, str]]:
         # loaded with ctypes from mxnet/libinfo.py's search path: PyInstaller's analysis cannot see it
-        lib = next((env.path / "lib").glob("python3*/site-packages/mxnet/libmxnet.so"), None)
-        if lib is None:
+        # (a venv's site-packages, or the emulated prefix's pip --target folder)
+        found = [*env.path.glob("lib/python3*/site-packages/mxnet/libmxnet.so"), *env.path.glob("site/mxnet/libmxnet.so")]
+        if not found:
             raise BuildError(f"{env.path}: mxnet/libmxnet.so is missing from the build environment")
-        return [(str(lib), "mxnet")]
+        return [(str(found[0]), "mxnet")]
+
+    def debs(self, target) -> tuple[str, ...]:
+        return mxnet_relink.debs(target)
+
+    def finish_env(self, env_path, target, log, progress) -> dict:
+        return mxnet_relink.relink(env_path, target, log, progress)
 
 
 BACKEND = MXNet()

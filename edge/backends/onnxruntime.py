@@ -40,5 +40,11 @@ class OnnxRuntime:
     def binaries(self, env) -> list[tuple[str, str]]:
         return []
 
+    def debs(self, target) -> tuple[str, ...]:
+        return ()
+
+    def finish_env(self, env_path, target, log, progress) -> dict:
+        return {}
+
 
 BACKEND = OnnxRuntime()

@@ -112,8 +112,10 @@ def ensure(target: Target, progress, runtime_wheel: Path | None = None, app: App
     log.unlink(missing_ok=True)
     progress(f"build environment: creating {path} (first build for this target; log: {log})")
     try:
+        debs = (*(app.debs if app else ()), *backend.debs(target))
         packages = BASES[target.base](tmp, target, log, progress, requirements(target, runtime_wheel, app, backend),
-                                      app.debs if app else ())
+                                      debs)
+        packages.update(backend.finish_env(tmp, target, log, progress))
         if runtime_wheel:
             packages["onnxruntime_wheel"] = {"file": runtime_wheel.name,
                                              "sha256": hashlib.sha256(runtime_wheel.read_bytes()).hexdigest()}

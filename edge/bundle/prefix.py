@@ -67,7 +67,7 @@ def create(path: Path, target, log: Path, progress, pins: list[str], extra_debs=
                              capture_output=True, text=True, check=True).stdout
     packages = sorted({ln.strip() for ln in closure.splitlines() if re.match(r"^[a-z0-9]", ln)
                        and not SKIP.match(ln.strip())})
-    debian_numpy = target.runtime["numpy"] == "debian"
+    debian_numpy = "numpy==debian" in pins  # the board file's runtime numpy = "debian"; a backend may pin a wheel
     if debian_numpy:  # the release's numpy on reference BLAS/LAPACK: ~7 MB smaller than the wheel's OpenBLAS
         packages += ["python3-numpy", "libblas3", "liblapack3", "libgfortran5"]
     debs = path / "debs"
