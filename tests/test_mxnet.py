@@ -1,7 +1,10 @@
 """--backend mxnet: the importer preflight and the graph rewrites that avoid MXNet's silent errors."""
 
 import json
+import os
+import re
 import subprocess
+import sys
 
 import numpy as np
 import onnx
@@ -178,8 +181,9 @@ def test_importer_table_is_mxnets_own():
 
 
 @pytest.mark.parametrize("args,code,words", [
-    (["--target", "rpi4"], 9, "Arm Performance Libraries"),
     (["--quantize", "int8", "--calibration", str(ROOT / "demos/kws/model/calib.npz")], 12, "float ONNX graphs only"),
+    (["--target", "rpi5", "--quantize", "int8", "--calibration", str(ROOT / "demos/kws/model/calib.npz")], 12,
+     "float ONNX graphs only"),
 ])
 def test_mxnet_refusals_come_before_any_work(tmp_path, args, code, words):
     r = edge("build", ROOT / "demos/kws/model/kws.onnx", "--backend", "mxnet", "-o", tmp_path / "x", *args,
@@ -188,9 +192,25 @@ def test_mxnet_refusals_come_before_any_work(tmp_path, args, code, words):
     assert not list(tmp_path.iterdir())
 
 
-def test_unsupported_model_is_refused_by_the_build(models, tmp_path):
-    r = edge("build", models("lstm"), "--backend", "mxnet", "-o", tmp_path / "x", check=False)
+@pytest.mark.parametrize("target", ["x86_64", "rpi4", "jetson-xavier"])
+def test_unsupported_model_is_refused_by_the_build(models, tmp_path, target):
+    r = edge("build", models("lstm"), "--backend", "mxnet", "--target", target, "-o", tmp_path / "x", check=False)
     # the LSTM's initial-state ConstantOfShape folds away; the LSTM itself remains
     assert r.returncode == 12 and "cannot take 1 node(s) that remain after the lossless passes: LSTM ×1 (" in r.stderr
     assert "--input-shape" not in r.stderr  # fixing shapes would not help: no hint
     assert not list(tmp_path.iterdir())
+
+
+def test_a_board_file_naming_an_unknown_blas_is_refused_before_any_work(tmp_path):
+    boards = tmp_path / "targets"
+    boards.mkdir()
+    text = (ROOT / "targets/rpi4.toml").read_text()
+    (boards / "rpi4.toml").write_text(re.sub(r'^blas = ".*"$', 'blas = "mkl"', text, flags=re.M))
+    out = tmp_path / "dist"
+    out.mkdir()
+    r = subprocess.run([sys.executable, "-m", "edge", "build", str(ROOT / "demos/kws/model/kws.onnx"), "--backend",
+                        "mxnet", "--target", "rpi4", "-o", str(out / "x")], capture_output=True, text=True, cwd=ROOT,
+                       env={**os.environ, "EDGEPACK_TARGETS": str(boards)})
+    assert r.returncode == 9 and "Traceback" not in r.stderr, r.stderr
+    assert f"{boards / 'rpi4.toml'}: [mxnet] blas = 'mkl': choose one of reference, openblas" in r.stderr
+    assert not list(out.iterdir())
