@@ -13,6 +13,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
+import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -37,11 +40,11 @@ print(sess.run(None, {sess.get_inputs()[0].name: np.load(sys.argv[2])})[0])
 """
 
 
-def cold_start(cmd: list[str], runs: int) -> list[float]:
+def cold_start(cmd: list[str], runs: int, env: dict | None = None) -> list[float]:
     times = []
     for _ in range(runs):
         t = time.perf_counter()
-        subprocess.run(cmd, check=True, capture_output=True)
+        subprocess.run(cmd, check=True, capture_output=True, env=env)
         times.append(time.perf_counter() - t)
     return times
 
@@ -65,7 +68,16 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "bundle.json")
     ap.add_argument("--boards", default="rpi4,jetson-orin", help="aarch64 targets to build twice ('' skips)")
     ap.add_argument("--no-mxnet", dest="mxnet", action="store_false", help="skip the onnxruntime-vs-MXNet rows")
+    ap.add_argument("--mxnet-boards", default="rpi4", help="aarch64 targets for the MXNet-per-BLAS rows ('' skips)")
+    ap.add_argument("--only-mxnet-boards", action="store_true",
+                    help="run only the MXNet-per-BLAS rows; they replace those rows in --out, the rest stays")
     args = ap.parse_args()
+    if args.only_mxnet_boards:
+        kept = [r for r in json.loads(args.out.read_text()) if r.get("part") != "mxnet-boards"] \
+            if args.out.exists() else []
+        rows = mxnet_board_rows([b for b in args.mxnet_boards.split(",") if b], lambda s: print(s, file=sys.stderr))
+        args.out.write_text(json.dumps(kept + rows, indent=2) + "\n")
+        return
     progress = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -97,6 +109,9 @@ def main() -> None:
     boards = [b for b in args.boards.split(",") if b]
     if boards:
         result += board_rows(boards, progress)
+    mx_boards = [b for b in args.mxnet_boards.split(",") if b]
+    if mx_boards:
+        result += mxnet_board_rows(mx_boards, progress)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
 
@@ -139,8 +154,6 @@ def backend_rows(runs: int, progress) -> list[dict]:
 
 def board_rows(boards: list[str], progress) -> list[dict]:
     """Per aarch64 target: executable size, first build (empty cache) and cached rebuild time."""
-    import os
-
     rows = []
     print("\n| target | executable | glibc needed / allowed | first build | cached rebuild | env creation |")
     print("|---|---|---|---|---|---|")
@@ -164,6 +177,140 @@ def board_rows(boards: list[str], progress) -> list[dict]:
             rows.append(row)
             print(f"| {board} | {row['bytes'] / 1e6:.1f} MB | {g['glibc_needed']} / {g['glibc_floor']} | "
                   f"{times[0]:.0f} s | {times[1]:.0f} s | {row['env_creation_s']:.0f} s |", flush=True)
+    return rows
+
+
+# Run by the build environment's aarch64 Python under qemu with the counting plugin: the converted model, bound
+# once and run once (warm-up), then N more times; the difference between N = RUNS and N = 0 is N inferences.
+COUNT = """
+import os, sys
+os.environ.update(MXNET_ENGINE_TYPE="NaiveEngine", OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+import numpy as np
+import mxnet as mx
+prefix, x, n = sys.argv[1], np.load(sys.argv[2]), int(sys.argv[3])
+sym, arg, aux = mx.model.load_checkpoint(prefix, 0)
+name = sorted(set(sym.list_arguments()) - set(arg))[0]
+exe = sym.simple_bind(mx.cpu(), grad_req="null", **{name: x.shape})
+for k, v in {**arg, **aux}.items():
+    (exe.arg_dict if k in exe.arg_dict else exe.aux_dict)[k][:] = v
+exe.arg_dict[name][:] = x
+for _ in range(n + 1):
+    exe.forward(is_train=False)[0].asnumpy()
+"""
+COUNT_RUNS = 20
+
+
+def plugin(work: Path) -> Path:
+    if not shutil.which("qemu-aarch64"):
+        raise SystemExit("the instruction counts need Debian's qemu-user (its qemu-aarch64 loads TCG plugins): "
+                         "apt-get install -y qemu-user")
+    lib = work / "libinsn.so"
+    subprocess.run(["gcc", "-O2", "-shared", "-fPIC", "-o", str(lib), str(ROOT / "benchmarks" / "qemu_insn.c")],
+                   check=True)
+    return lib
+
+
+def instructions_per_inference(env_path: Path, prefix: Path, x: Path, lib: Path, work: Path, target) -> float:
+    """aarch64 instructions one inference executes (qemu's TCG plugin, 1 thread): the same count on any machine,
+    unlike emulated time, though a board's time per instruction differs between NEON and scalar code."""
+    root = env_path / "root"
+    python = root / "usr" / "bin" / f"python{target.python}"
+    env = {**os.environ, "PYTHONPATH": f"{env_path / 'site'}:{root / 'usr/lib/python3/dist-packages'}",
+           "PYTHONNOUSERSITE": "1"}
+    counts = []
+    for n in (0, COUNT_RUNS):
+        out = work / f"count-{n}.txt"
+        subprocess.run(["qemu-aarch64", "-L", str(root), "-plugin", f"{lib},out={out}", str(python), "-c", COUNT,
+                        str(prefix), str(x), str(n)], check=True, env=env, capture_output=True)
+        counts.append(int(out.read_text()))
+    return (counts[1] - counts[0]) / COUNT_RUNS
+
+
+def board_variant(board: str, blas: str | None, folder: Path) -> None:
+    """A copy of the board files with this board's MXNet BLAS set to `blas` (None: as they are)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for f in (ROOT / "targets").glob("*.toml"):
+        text = f.read_text()
+        if f.stem == board and blas:
+            text = re.sub(r'^blas = ".*"$', f'blas = "{blas}"', text, flags=re.M)
+        (folder / f.name).write_text(text)
+
+
+def board_row(board: str, blas: str | None, name: str, model: Path, sample: np.ndarray, work: Path, lib: Path,
+              runs: int, progress) -> dict:
+    """One executable for an aarch64 board: onnxruntime (blas None) or MXNet relinked onto `blas`."""
+    import onnx
+
+    from edge import backends
+    from edge.bundle import prefix as emulation
+
+    x = work / "x.npy"
+    np.save(x, sample)
+    backend = "mxnet" if blas else "onnxruntime"
+    out = work / "dist" / f"{board}-{blas or backend}-{model.stem}"
+    t = time.perf_counter()
+    report = builder.build(builder.BuildOptions(model=model, output=out, target=board, backend=backend), progress)
+    seconds = time.perf_counter() - t
+    env_path = Path(report["build_env"]["path"])
+    run_env = emulation.run_env(env_path)
+    start = statistics.median(cold_start([str(out), str(x)], runs, run_env))
+    bench = subprocess.run([str(out), "--input", str(x), "--bench", "20", "--threads", "1", "--json"],
+                           capture_output=True, text=True, check=True, env=run_env)
+    row = {"part": "mxnet-boards", "target": board, "model": name, "backend": backend, "blas": blas,
+           "bytes": report["bytes"], "first_build_s": seconds, "reused_env": report["build_env"]["reused"],
+           "emulated_cold_start_s": start, "emulated_latency_median_ms": json.loads(bench.stdout)["median_ms"],
+           "components": report["components"]}
+    if blas:
+        env = envs.ensure(targets.get(board), progress, backend=backends.get("mxnet"))
+        payload = work / f"payload-{board}-{blas}-{model.stem}"
+        payload.mkdir()
+        feeds = [{report["manifest"]["inputs"][0]["name"]: sample}]
+        backends.get("mxnet").package(model, onnx.load(model), payload, env, payload, feeds, progress)
+        row["instructions_per_inference"] = instructions_per_inference(env_path, payload / "model", x, lib, work,
+                                                                       targets.get(board))
+        row["debian"] = report["build_env"]["packages"]["relink"]["debian"]
+    return row
+
+
+def mxnet_board_rows(boards: list[str], progress, runs: int = 3) -> list[dict]:
+    """MXNet executables for aarch64 boards, once per BLAS libmxnet.so can be relinked onto: size, first build
+    (empty cache), emulated cold start and latency, and aarch64 instructions per inference; the same board's
+    onnxruntime executable first, for the ratios."""
+    from edge.backends.mxnet_relink import BLAS
+
+    rows = []
+    print("\n| target | model | backend / BLAS | executable | first build | emulated cold start (median of "
+          f"{runs}) | emulated latency (median of 20) | aarch64 instructions per inference | ratios vs "
+          "onnxruntime (size, start, latency) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        lib = plugin(work)
+        cnn = zoo.trained_cnn(work / "cnn")
+        kws = ROOT / "demos" / "kws" / "model" / "kws.onnx"
+        inputs = {"trained CNN": (cnn, np.load(work / "cnn" / "eval.npz")["x"][:1]),
+                  "keyword DS-CNN": (kws, np.load(ROOT / "demos/kws/model/heldout.npz")["logmel"][:1])}
+        for board in boards:
+            base = {}  # per model: the same board's onnxruntime executable, for the ratios
+            for blas in (None, *BLAS):
+                board_variant(board, blas, work / f"targets-{blas}")
+                os.environ.update(EDGEPACK_TARGETS=str(work / f"targets-{blas}"),
+                                  EDGEPACK_CACHE=str(work / f"cache-{board}-{blas}"))
+                for name, (model, sample) in inputs.items():
+                    row = board_row(board, blas, name, model, sample, work, lib, runs, progress)
+                    base.setdefault(name, row)
+                    row["ratios_vs_onnxruntime"] = {k: row[k] / base[name][k] for k in
+                                                    ("bytes", "emulated_cold_start_s", "emulated_latency_median_ms")}
+                    rows.append(row)
+                    insns = row.get("instructions_per_inference")
+                    print(f"| {board} | {name} | {blas or 'onnxruntime'} | {row['bytes'] / 1e6:.1f} MB | "
+                          f"{row['first_build_s']:.0f} s | {row['emulated_cold_start_s']:.1f} s | "
+                          f"{row['emulated_latency_median_ms']:.2f} ms | "
+                          f"{f'{insns / 1e6:.2f} M' if insns else '–'} | "
+                          + ", ".join(f"{v:.2f}×" for v in row["ratios_vs_onnxruntime"].values()) + " |",
+                          flush=True)
+                for k in ("EDGEPACK_TARGETS", "EDGEPACK_CACHE"):
+                    os.environ.pop(k)
     return rows
 
 

@@ -77,7 +77,8 @@ def _build_args(bld: argparse.ArgumentParser) -> None:
     bld.add_argument("--runtime-wheel", type=Path, metavar="WHEEL",
                      help="an onnxruntime wheel to use instead of PyPI's (e.g. a vendor build for Jetson)")
     bld.add_argument("--backend", choices=backends.NAMES, default="onnxruntime",
-                     help="inference runtime inside the executable (default onnxruntime; mxnet: x86_64, float models)")
+                     help="inference runtime inside the executable (default onnxruntime; mxnet: float models, "
+                          "x86_64 and the aarch64 boards)")
     bld.add_argument("--app", choices=list(apps.APPS),
                      help="what the executable runs besides the bare model: "
                           + "; ".join(f"{a.name}: {a.description}" for a in apps.APPS.values()))

@@ -52,7 +52,7 @@ class MXNet:
         if runtime_wheel:
             raise BackendError("--runtime-wheel replaces onnxruntime; it does not go with --backend mxnet")
         t = target.mxnet
-        return [f"{k}=={t[k]}" for k in ("mxnet", "numpy", "onnx", "pyinstaller")]
+        return [f"{k}=={t[k]}" for k in ("mxnet", "numpy", "onnx", "pyinstaller")] + list(t.get("pip", ()))
 
     def key(self, target) -> dict:
         return {"backend": self.name, "pins": target.mxnet}
@@ -84,7 +84,8 @@ class MXNet:
         progress(f"mxnet: parity with onnxruntime on {parity['samples']} samples: max relative difference "
                  f"{parity['max_rel_diff']:.2g}")
         return {"file": "model", "backend": {"name": self.name, "version": info["mxnet"], "engine": "NaiveEngine"},
-                "report": {"rewrites": {**exact, **{k: len(v) for k, v in importer.items()}}, "parity": parity}}
+                "report": {"rewrites": {**exact, **{k: len(v) for k, v in importer.items()}}, "parity": parity,
+                           **({"relink": env.packages["relink"]} if "relink" in env.packages else {})}}
 
     def _converter(self, env, args: list, what: str) -> str:
         # the script's text, not its path: run from this folder, `import mxnet` would find this module

@@ -9,7 +9,7 @@ from pathlib import Path
 from elftools.common.exceptions import ELFError
 from elftools.elf.dynamic import DynamicSection
 from elftools.elf.elffile import ELFFile
-from elftools.elf.gnuversions import GNUVerNeedSection
+from elftools.elf.gnuversions import GNUVerDefSection, GNUVerNeedSection
 
 MACHINES = {"EM_X86_64": "x86_64", "EM_AARCH64": "aarch64", "EM_ARM": "armv7l"}
 
@@ -46,6 +46,20 @@ def read(path: Path) -> dict | None:
             return None
     return {"arch": arch, "glibc": ".".join(map(str, max(needed))) if needed else None, "needed": libraries,
             "soname": soname}
+
+
+def glibc_provided(libc: Path) -> str | None:
+    """The newest GLIBC_x.y symbol version a libc.so.6 defines: the newest a program may need to run with it."""
+    found = []
+    try:
+        with open(libc, "rb") as f:
+            for section in ELFFile(f).iter_sections():
+                if isinstance(section, GNUVerDefSection):
+                    found += [version_tuple(aux.name[6:]) for _, auxes in section.iter_versions() for aux in auxes
+                              if aux.name.startswith("GLIBC_") and aux.name[6:7].isdigit()]
+    except (OSError, ELFError):
+        return None
+    return ".".join(map(str, max(found))) if found else None
 
 
 def system_libraries(per_file: dict[str, dict]) -> list[str]:

@@ -16,7 +16,7 @@ from pathlib import Path
 from edge import doctor
 from edge.backends import Backend
 from edge.backends.onnxruntime import BACKEND as ORT
-from edge.bundle import prefix
+from edge.bundle import elf, prefix
 from edge.bundle.apps import App
 from edge.bundle.proc import run_logged
 from edge.errors import BuildError, TargetError
@@ -41,6 +41,12 @@ class BuildEnv:
     def strip_tool(self) -> str:
         wrapper = self.path / "bin" / "strip"
         return str(wrapper) if self.emulated else "strip"
+
+    @property
+    def glibc(self) -> str | None:
+        """The newest glibc version the emulated prefix's libc provides (None: this machine's own)."""
+        libc = next(self.path.glob("root/lib/*-linux-gnu/libc.so.6"), None) if self.emulated else None
+        return elf.glibc_provided(libc) if libc else None
 
     def run_env(self) -> dict | None:
         """Environment for running what this env builds (emulated: the prefix holds the target's loader)."""

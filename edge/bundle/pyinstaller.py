@@ -129,10 +129,13 @@ def choose_bootloader(env: BuildEnv, arch: str, glibc_floor: str, log: Path, pro
         return {"bootloader": "PyInstaller's own", "why": missing}
     patched = bootloader.build(version, arch, cache_dir() / "bootloader", log, progress)
     needs = (elf.read(patched) or {}).get("glibc")
-    if needs and elf.version_tuple(needs) > elf.version_tuple(glibc_floor):
+    # the board's floor, and the build prefix's own glibc where that is older: the verification runs it there
+    limits = [(glibc_floor, "the board's"), *([(env.glibc, "the build prefix's")] if env.glibc else [])]
+    limit, whose = min(limits, key=lambda lw: elf.version_tuple(lw[0]))
+    if needs and elf.version_tuple(needs) > elf.version_tuple(limit):
         bootloader.restore(package.parent, arch)
         return {"bootloader": "PyInstaller's own", "why": f"the patched one, compiled here, needs glibc {needs} "
-                f"> the board's {glibc_floor}: a full temporary folder gives PyInstaller's message"}
+                f"> {whose} {limit}: a full temporary folder gives PyInstaller's message"}
     bootloader.install(patched, package.parent, arch)
     return {"bootloader": "patched (names a full temporary folder, removes what it unpacked)",
             "glibc_needed": needs, "path": str(patched)}

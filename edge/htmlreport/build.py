@@ -15,7 +15,7 @@ def title(report: dict) -> str:
 
 
 def build_sections(report: dict) -> list[Raw]:
-    return [executable_section(report), components_section(report), elf_section(report)]
+    return [executable_section(report), components_section(report), relink_section(report), elf_section(report)]
 
 
 def executable_section(report: dict) -> Raw:
@@ -69,6 +69,23 @@ def components_section(report: dict) -> Raw:
                 "sizes as stored (compressed)", "muted")
     return section("Inside the executable", chart_grid(chart, table(["component", "size", "share"], rows,
                                                                     numeric={1, 2})), note, section_id="bundle")
+
+
+def relink_section(report: dict) -> Raw:
+    """A backend library rewritten at build time (MXNet's aarch64 libmxnet.so): what changed, from which packages."""
+    relink = part(report, "backend", "relink")
+    if not relink:
+        return Raw("")
+    replaced = relink.get("replaced") if isinstance(relink.get("replaced"), dict) else {}
+    debian = relink.get("debian") if isinstance(relink.get("debian"), dict) else {}
+    return section("Libraries relinked at build time", facts([
+        ("library", relink.get("library")),
+        ("BLAS", relink.get("blas_what") or relink.get("blas")),
+        ("replaced", ", ".join(f"{a} → {b}" for a, b in replaced.items()) or None),
+        ("removed", ", ".join(map(str, relink.get("removed") or [])) or None),
+        ("added", ", ".join(map(str, relink.get("added") or [])) or None),
+        ("patchelf", relink.get("patchelf")),
+    ]), table(["Debian package", "version"], [[k, v or "–"] for k, v in debian.items()]), section_id="relink")
 
 
 def needing_glibc(report: dict) -> list[tuple[str, str]]:
