@@ -180,9 +180,9 @@ def board_rows(boards: list[str], progress) -> list[dict]:
     return rows
 
 
-# Run by the build environment's aarch64 Python under qemu with the counting plugin: the converted model, bound
-# once and run once (warm-up), then N more times; the difference between N = RUNS and N = 0 is N inferences.
-COUNT = """
+# Run by the build environment's aarch64 Python under qemu with the counting plugin: the model loaded and run once
+# (warm-up), then N more times; the difference between N = COUNT_RUNS and N = 0 is N inferences. One thread each.
+COUNT = {"mxnet": """
 import os, sys
 os.environ.update(MXNET_ENGINE_TYPE="NaiveEngine", OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
 import numpy as np
@@ -196,7 +196,17 @@ for k, v in {**arg, **aux}.items():
 exe.arg_dict[name][:] = x
 for _ in range(n + 1):
     exe.forward(is_train=False)[0].asnumpy()
-"""
+""", "onnxruntime": """
+import sys
+import numpy as np
+import onnxruntime as ort
+options = ort.SessionOptions()
+options.intra_op_num_threads = options.inter_op_num_threads = 1
+session = ort.InferenceSession(sys.argv[1], options, providers=["CPUExecutionProvider"])
+x, n = np.load(sys.argv[2]), int(sys.argv[3])
+for _ in range(n + 1):
+    session.run(None, {session.get_inputs()[0].name: x})
+"""}
 COUNT_RUNS = 20
 
 
@@ -210,7 +220,8 @@ def plugin(work: Path) -> Path:
     return lib
 
 
-def instructions_per_inference(env_path: Path, prefix: Path, x: Path, lib: Path, work: Path, target) -> float:
+def instructions_per_inference(backend: str, env_path: Path, model: Path, x: Path, lib: Path, work: Path,
+                               target) -> float:
     """aarch64 instructions one inference executes (qemu's TCG plugin, 1 thread): the same count on any machine,
     unlike emulated time, though a board's time per instruction differs between NEON and scalar code."""
     root = env_path / "root"
@@ -220,8 +231,8 @@ def instructions_per_inference(env_path: Path, prefix: Path, x: Path, lib: Path,
     counts = []
     for n in (0, COUNT_RUNS):
         out = work / f"count-{n}.txt"
-        subprocess.run(["qemu-aarch64", "-L", str(root), "-plugin", f"{lib},out={out}", str(python), "-c", COUNT,
-                        str(prefix), str(x), str(n)], check=True, env=env, capture_output=True)
+        subprocess.run(["qemu-aarch64", "-L", str(root), "-plugin", f"{lib},out={out}", str(python), "-c",
+                        COUNT[backend], str(model), str(x), str(n)], check=True, env=env, capture_output=True)
         counts.append(int(out.read_text()))
     return (counts[1] - counts[0]) / COUNT_RUNS
 
@@ -260,15 +271,17 @@ def board_row(board: str, blas: str | None, name: str, model: Path, sample: np.n
            "bytes": report["bytes"], "first_build_s": seconds, "reused_env": report["build_env"]["reused"],
            "emulated_cold_start_s": start, "emulated_latency_median_ms": json.loads(bench.stdout)["median_ms"],
            "components": report["components"]}
-    if blas:
+    counted = model
+    if blas:  # MXNet runs the converted model: convert it again in the same environment
         env = envs.ensure(targets.get(board), progress, backend=backends.get("mxnet"))
         payload = work / f"payload-{board}-{blas}-{model.stem}"
         payload.mkdir()
         feeds = [{report["manifest"]["inputs"][0]["name"]: sample}]
         backends.get("mxnet").package(model, onnx.load(model), payload, env, payload, feeds, progress)
-        row["instructions_per_inference"] = instructions_per_inference(env_path, payload / "model", x, lib, work,
-                                                                       targets.get(board))
+        counted = payload / "model"
         row["debian"] = report["build_env"]["packages"]["relink"]["debian"]
+    row["instructions_per_inference"] = instructions_per_inference(backend, env_path, counted, x, lib, work,
+                                                                   targets.get(board))
     return row
 
 
@@ -281,7 +294,7 @@ def mxnet_board_rows(boards: list[str], progress, runs: int = 3) -> list[dict]:
     rows = []
     print("\n| target | model | backend / BLAS | executable | first build | emulated cold start (median of "
           f"{runs}) | emulated latency (median of 20) | aarch64 instructions per inference | ratios vs "
-          "onnxruntime (size, start, latency) |")
+          "onnxruntime (size, start, latency, instructions) |")
     print("|---|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -300,13 +313,14 @@ def mxnet_board_rows(boards: list[str], progress, runs: int = 3) -> list[dict]:
                     row = board_row(board, blas, name, model, sample, work, lib, runs, progress)
                     base.setdefault(name, row)
                     row["ratios_vs_onnxruntime"] = {k: row[k] / base[name][k] for k in
-                                                    ("bytes", "emulated_cold_start_s", "emulated_latency_median_ms")}
+                                                    ("bytes", "emulated_cold_start_s", "emulated_latency_median_ms",
+                                                     "instructions_per_inference")}
                     rows.append(row)
-                    insns = row.get("instructions_per_inference")
+                    insns = row["instructions_per_inference"]
                     print(f"| {board} | {name} | {blas or 'onnxruntime'} | {row['bytes'] / 1e6:.1f} MB | "
                           f"{row['first_build_s']:.0f} s | {row['emulated_cold_start_s']:.1f} s | "
                           f"{row['emulated_latency_median_ms']:.2f} ms | "
-                          f"{f'{insns / 1e6:.2f} M' if insns else '–'} | "
+                          f"{insns / 1e6:.2f} M | "
                           + ", ".join(f"{v:.2f}×" for v in row["ratios_vs_onnxruntime"].values()) + " |",
                           flush=True)
                 for k in ("EDGEPACK_TARGETS", "EDGEPACK_CACHE"):
