@@ -220,10 +220,10 @@ def plugin(work: Path) -> Path:
     return lib
 
 
-def instructions_per_inference(backend: str, env_path: Path, model: Path, x: Path, lib: Path, work: Path,
-                               target) -> float:
-    """aarch64 instructions one inference executes (qemu's TCG plugin, 1 thread): the same count on any machine,
-    unlike emulated time, though a board's time per instruction differs between NEON and scalar code."""
+def instruction_counts(backend: str, env_path: Path, model: Path, x: Path, lib: Path, work: Path, target) -> dict:
+    """aarch64 instructions (qemu's TCG plugin, 1 thread) of a start (Python, the backend's import, loading the
+    model and one inference) and of one more inference: the same counts on any machine, unlike emulated time,
+    though a board's time per instruction differs between NEON and scalar code."""
     root = env_path / "root"
     python = root / "usr" / "bin" / f"python{target.python}"
     env = {**os.environ, "PYTHONPATH": f"{env_path / 'site'}:{root / 'usr/lib/python3/dist-packages'}",
@@ -234,7 +234,7 @@ def instructions_per_inference(backend: str, env_path: Path, model: Path, x: Pat
         subprocess.run(["qemu-aarch64", "-L", str(root), "-plugin", f"{lib},out={out}", str(python), "-c",
                         COUNT[backend], str(model), str(x), str(n)], check=True, env=env, capture_output=True)
         counts.append(int(out.read_text()))
-    return (counts[1] - counts[0]) / COUNT_RUNS
+    return {"instructions_start": counts[0], "instructions_per_inference": (counts[1] - counts[0]) / COUNT_RUNS}
 
 
 def board_variant(board: str, blas: str | None, folder: Path) -> None:
@@ -280,8 +280,7 @@ def board_row(board: str, blas: str | None, name: str, model: Path, sample: np.n
         backends.get("mxnet").package(model, onnx.load(model), payload, env, payload, feeds, progress)
         counted = payload / "model"
         row["debian"] = report["build_env"]["packages"]["relink"]["debian"]
-    row["instructions_per_inference"] = instructions_per_inference(backend, env_path, counted, x, lib, work,
-                                                                   targets.get(board))
+    row.update(instruction_counts(backend, env_path, counted, x, lib, work, targets.get(board)))
     return row
 
 
@@ -293,8 +292,8 @@ def mxnet_board_rows(boards: list[str], progress, runs: int = 3) -> list[dict]:
 
     rows = []
     print("\n| target | model | backend / BLAS | executable | first build | emulated cold start (median of "
-          f"{runs}) | emulated latency (median of 20) | aarch64 instructions per inference | ratios vs "
-          "onnxruntime (size, start, latency, instructions) |")
+          f"{runs}) | emulated latency (median of 20) | aarch64 instructions: start, per inference | ratios vs "
+          "onnxruntime (size, start, latency, start and inference instructions) |")
     print("|---|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -314,13 +313,13 @@ def mxnet_board_rows(boards: list[str], progress, runs: int = 3) -> list[dict]:
                     base.setdefault(name, row)
                     row["ratios_vs_onnxruntime"] = {k: row[k] / base[name][k] for k in
                                                     ("bytes", "emulated_cold_start_s", "emulated_latency_median_ms",
-                                                     "instructions_per_inference")}
+                                                     "instructions_start", "instructions_per_inference")}
                     rows.append(row)
                     insns = row["instructions_per_inference"]
                     print(f"| {board} | {name} | {blas or 'onnxruntime'} | {row['bytes'] / 1e6:.1f} MB | "
                           f"{row['first_build_s']:.0f} s | {row['emulated_cold_start_s']:.1f} s | "
                           f"{row['emulated_latency_median_ms']:.2f} ms | "
-                          f"{insns / 1e6:.2f} M | "
+                          f"{row['instructions_start'] / 1e9:.2f} G, {insns / 1e6:.2f} M | "
                           + ", ".join(f"{v:.2f}×" for v in row["ratios_vs_onnxruntime"].values()) + " |",
                           flush=True)
                 for k in ("EDGEPACK_TARGETS", "EDGEPACK_CACHE"):

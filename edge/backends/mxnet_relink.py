@@ -33,9 +33,11 @@ BLAS = {
                       {"libblas.so.3": "blas/libblas.so.3", "liblapack.so.3": "lapack/liblapack.so.3"},
                       "Debian's reference BLAS/LAPACK (netlib)"),
     # OpenBLAS with its NEON GEMM kernels for each core type (DYNAMIC_ARCH), threads by pthreads
+    # (libopenblas.so.0 too: a real install finds it through ld.so.conf.d, which the prefix has not)
     "openblas": Blas(("libopenblas0-pthread",),
                      {"libblas.so.3": "openblas-pthread/libblas.so.3",
-                      "liblapack.so.3": "openblas-pthread/liblapack.so.3"},
+                      "liblapack.so.3": "openblas-pthread/liblapack.so.3",
+                      "libopenblas.so.0": "openblas-pthread/libopenblas.so.0"},
                      "Debian's OpenBLAS (pthreads build)"),
 }
 RELINK_KEYS = ("replace", "remove", "add", "debs")
