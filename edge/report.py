@@ -172,10 +172,15 @@ def print_targets(rows: list[dict]) -> None:
 
 def print_target(r: dict) -> None:
     t = Table(title=f"target {r['name']}", show_header=False)
-    for k, v in r.items():
-        if isinstance(v, dict):
-            for k2, v2 in v.items():
-                t.add_row(f"{k}.{k2}", escape(str(v2)))
-        else:
-            t.add_row(k, escape(str(v)))
+    for k, v in _flat(r):
+        t.add_row(k, escape(str(v)))
     console.print(t)
+
+
+def _flat(table: dict, prefix: str = ""):
+    """(dotted key, value) for every leaf of a board file's nested tables."""
+    for k, v in table.items():
+        if isinstance(v, dict):
+            yield from _flat(v, f"{prefix}{k}.")
+        else:
+            yield f"{prefix}{k}", v

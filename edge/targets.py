@@ -33,20 +33,9 @@ class Target:
         d = {k: getattr(self, k) for k in REQUIRED}
         d["quantize_activations"] = self.quantize_activations
         if self.mxnet:
-            d["mxnet"] = self.mxnet_summary()
+            d["mxnet"] = self.mxnet
         d["file"] = str(self.path) if self.path else None
         return d
-
-    def mxnet_summary(self) -> dict:
-        """The [mxnet] table with the relinking written out in one line (`edge targets NAME`, reports)."""
-        summary = {k: v for k, v in self.mxnet.items() if k != "relink"}
-        relink = self.mxnet.get("relink")
-        if relink:
-            summary["relink"] = "; ".join(
-                [*(f"{a} → {b}" for a, b in relink.get("replace", {}).items()),
-                 *(f"− {n}" for n in relink.get("remove", [])), *(f"+ {n}" for n in relink.get("add", []))])
-            summary["debs"] = ", ".join(relink.get("debs", []))
-        return summary
 
 
 def targets_dir() -> Path:

@@ -35,13 +35,22 @@ def models(tmp_path_factory):
     return get
 
 
-def edge(*args, check: bool = True) -> subprocess.CompletedProcess:
+def edge(*args, check: bool = True, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
     """Run the real command line, as a user would."""
     result = subprocess.run([sys.executable, "-m", "edge", *map(str, args)], capture_output=True, text=True,
-                            cwd=ROOT, timeout=600)
+                            cwd=ROOT, timeout=timeout, env=env)
     if check and result.returncode != 0:
-        raise AssertionError(f"edge {' '.join(map(str, args))} failed ({result.returncode}):\n{result.stderr}")
+        raise AssertionError(f"edge {' '.join(map(str, args))} failed ({result.returncode}):\n{result.stderr[-3000:]}")
     return result
+
+
+def run_emulated(exe, x: np.ndarray, tmp_path, env: dict, name: str = "x") -> np.ndarray:
+    """`edge run` on samples (one per row of x), under qemu for another architecture; the first output, a row
+    per sample."""
+    np.savez(tmp_path / "s.npz", **{name: x[:, None]})
+    edge("run", exe, "--samples", tmp_path / "s.npz", "--output", tmp_path / "o.npz", env=env, timeout=900)
+    with np.load(tmp_path / "o.npz") as z:
+        return z[z.files[0]][:, 0]
 
 
 def run_onnx(path_or_model, feeds: dict) -> list[np.ndarray]:
@@ -87,8 +96,5 @@ def rpi4_build(models, tmp_path_factory):
     out = tmp_path_factory.mktemp("dist") / "cnn-rpi4"
     src = models("trained-cnn")
     env = {**os.environ, "EDGEPACK_CACHE": str(cache)}
-    r = subprocess.run([sys.executable, "-m", "edge", "build", str(src), "--target", "rpi4", "-o", str(out),
-                        "--eval", str(src.parent / "eval.npz")], capture_output=True, text=True, cwd=ROOT, env=env,
-                       timeout=1800)
-    assert r.returncode == 0, r.stderr[-3000:]
+    r = edge("build", src, "--target", "rpi4", "-o", out, "--eval", src.parent / "eval.npz", env=env, timeout=1800)
     return out, env, r.stderr

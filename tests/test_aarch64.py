@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import ROOT, rel_diff, run_onnx
+from tests.conftest import ROOT, edge, rel_diff, run_emulated, run_onnx
 
 pytestmark = pytest.mark.slow
 
@@ -29,14 +29,9 @@ def test_rpi4_executable_is_aarch64_and_was_verified(rpi4_build):
 def test_edge_run_emulates_and_matches_onnxruntime(models, rpi4_build, tmp_path):
     out, env, _ = rpi4_build
     x = np.load(models("trained-cnn").parent / "eval.npz")["x"][:3]
-    np.savez(tmp_path / "s.npz", x=x[:, None])
-    r = subprocess.run([sys.executable, "-m", "edge", "run", str(out), "--samples", str(tmp_path / "s.npz"),
-                        "--output", str(tmp_path / "o.npz")], capture_output=True, text=True, cwd=ROOT, env=env)
-    assert r.returncode == 0, r.stderr
-    got = np.load(tmp_path / "o.npz")["probs"][:, 0]
+    got = run_emulated(out, x, tmp_path, env)
     assert rel_diff(run_onnx(models("trained-cnn"), {"x": x})[0], got) <= 1e-4
-    info = subprocess.run([sys.executable, "-m", "edge", "run", str(out), "--info"], capture_output=True, text=True,
-                          cwd=ROOT, env=env)
+    info = edge("run", out, "--info", env=env)
     assert json.loads(info.stdout)["target"] == {"name": "rpi4", "arch": "aarch64", "glibc_floor": "2.36"}
 
 

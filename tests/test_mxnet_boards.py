@@ -4,14 +4,12 @@ ELF file, and `edge run` under qemu compared with onnxruntime on this machine.""
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from edge.bundle import elf
-from tests.conftest import ROOT, rel_diff, run_onnx
+from tests.conftest import ROOT, edge, rel_diff, run_emulated, run_onnx
 
 pytestmark = pytest.mark.slow
 
@@ -27,22 +25,8 @@ def cache(tmp_path_factory):
 
 
 def build(env, model, target, out, *args):
-    r = subprocess.run([sys.executable, "-m", "edge", "build", str(model), "--backend", "mxnet", "--target", target,
-                        "-o", str(out), *map(str, args)], capture_output=True, text=True, cwd=ROOT, env=env,
-                       timeout=1800)
-    assert r.returncode == 0, r.stderr[-3000:]
+    edge("build", model, "--backend", "mxnet", "--target", target, "-o", out, *args, env=env, timeout=1800)
     return json.loads(out.with_name(out.name + ".report.json").read_text())
-
-
-def run_emulated(env, exe, x, tmp_path, name="x") -> np.ndarray:
-    """`edge run` on samples (one per row of x), under qemu; returns the first output, one row per sample."""
-    np.savez(tmp_path / "s.npz", **{name: x[:, None]})
-    r = subprocess.run([sys.executable, "-m", "edge", "run", str(exe), "--samples", str(tmp_path / "s.npz"),
-                        "--output", str(tmp_path / "o.npz")], capture_output=True, text=True, cwd=ROOT, env=env,
-                       timeout=900)
-    assert r.returncode == 0, r.stderr[-3000:]
-    with np.load(tmp_path / "o.npz") as z:
-        return z[z.files[0]][:, 0]
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +70,7 @@ def test_cnn_for_rpi4_from_an_empty_cache(cnn_rpi4):
 def test_cnn_runs_under_qemu_like_onnxruntime(models, cnn_rpi4, cache, tmp_path):
     out, _ = cnn_rpi4
     x = np.load(models("trained-cnn").parent / "eval.npz")["x"][:4]
-    got = run_emulated(cache, out, x, tmp_path)
+    got = run_emulated(out, x, tmp_path, cache)
     assert rel_diff(run_onnx(models("trained-cnn"), {"x": x})[0], got) <= TOLERANCE
 
 
@@ -96,7 +80,7 @@ def test_keyword_model_for_rpi4_reuses_the_environment(cnn_rpi4, cache, tmp_path
     assert report["build_env"]["reused"] is True and report["verification"]["passed"]
     assert_relinked_and_within_floor(report, "2.36")
     x = np.load(KWS / "heldout.npz")["logmel"][:4]
-    got = run_emulated(cache, out, x, tmp_path, "logmel")
+    got = run_emulated(out, x, tmp_path, cache, "logmel")
     assert rel_diff(run_onnx(KWS / "kws.onnx", {"logmel": x})[0], got) <= TOLERANCE
 
 
@@ -113,4 +97,4 @@ def test_jetson_builds_from_its_own_base(models, cache, tmp_path):
     assert ("build prefix's 2.30" in boot.get("why", "")) if boot["bootloader"] == "PyInstaller's own" else \
         elf.version_tuple(boot["glibc_needed"]) <= (2, 30), boot
     x = np.load(src.parent / "eval.npz")["x"][:2]
-    assert rel_diff(run_onnx(src, {"x": x})[0], run_emulated(cache, out, x, tmp_path)) <= TOLERANCE
+    assert rel_diff(run_onnx(src, {"x": x})[0], run_emulated(out, x, tmp_path, cache)) <= TOLERANCE

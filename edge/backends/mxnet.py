@@ -144,12 +144,10 @@ class MXNet:
 
     def binaries(self, env) -> list[tuple[str, str]]:
         # loaded with ctypes from mxnet/libinfo.py's search path: PyInstaller's analysis cannot see it
-        # (a venv's site-packages, or the emulated prefix's pip --target folder)
-        found = [*env.path.glob("lib/python3*/site-packages/mxnet/libmxnet.so"),
-                 *env.path.glob("site/mxnet/libmxnet.so")]
-        if not found:
+        lib = env.site_packages / "mxnet" / "libmxnet.so"
+        if not lib.is_file():
             raise BuildError(f"{env.path}: mxnet/libmxnet.so is missing from the build environment")
-        return [(str(found[0]), "mxnet")]
+        return [(str(lib), "mxnet")]
 
     def debs(self, target) -> tuple[str, ...]:
         return mxnet_relink.debs(target)

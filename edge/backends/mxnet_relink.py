@@ -15,7 +15,7 @@ import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge.bundle import elf
+from edge.bundle import elf, prefix
 from edge.bundle.proc import run_logged
 from edge.errors import BuildError, TargetError
 
@@ -23,14 +23,13 @@ from edge.errors import BuildError, TargetError
 @dataclass(frozen=True)
 class Blas:
     debs: tuple[str, ...]  # Debian packages that provide libblas.so.3 and liblapack.so.3
-    links: dict  # what update-alternatives links on a real install: soname -> file under the multiarch folder
+    links: dict  # soname -> file under the multiarch folder (prefix.link_libraries)
     what: str
 
 
 BLAS = {
     # netlib's Fortran reference: small, compiled for any arm64 core, no hand-written kernels
-    "reference": Blas(("libblas3", "liblapack3"),
-                      {"libblas.so.3": "blas/libblas.so.3", "liblapack.so.3": "lapack/liblapack.so.3"},
+    "reference": Blas(prefix.REFERENCE_BLAS_DEBS, prefix.REFERENCE_BLAS_LINKS,
                       "Debian's reference BLAS/LAPACK (netlib)"),
     # OpenBLAS with its NEON GEMM kernels for each core type (DYNAMIC_ARCH), threads by pthreads
     # (libopenblas.so.0 too: a real install finds it through ld.so.conf.d, which the prefix has not)
@@ -78,12 +77,7 @@ def relink(env_path: Path, target, log: Path, progress) -> dict:
     if lib is None:
         raise BuildError(f"{env_path}: mxnet/libmxnet.so is missing from the build environment")
     blas = BLAS[target.mxnet["blas"]]
-    libdir = env_path / "root" / "usr" / "lib" / f"{target.arch}-linux-gnu"
-    for soname, file in blas.links.items():
-        if not (libdir / file).exists():
-            raise BuildError(f"{libdir / file}: missing after unpacking {', '.join(blas.debs)}")
-        (libdir / soname).unlink(missing_ok=True)
-        (libdir / soname).symlink_to(file)
+    prefix.link_libraries(env_path / "root", target.arch, blas.links)
     tool = patchelf()
     # one change per call: several in one call reordered the entries here
     calls = [["--replace-needed", old, new] for old, new in table["replace"].items()]

@@ -43,6 +43,11 @@ class BuildEnv:
         return str(wrapper) if self.emulated else "strip"
 
     @property
+    def site_packages(self) -> Path:
+        """Where the runtime's packages are: the emulated prefix's pip --target folder, or the venv's."""
+        return self.path / "site" if self.emulated else next(self.path.glob("lib/python3*/site-packages"))
+
+    @property
     def glibc(self) -> str | None:
         """The newest glibc version the emulated prefix's libc provides (None: this machine's own)."""
         libc = next(self.path.glob("root/lib/*-linux-gnu/libc.so.6"), None) if self.emulated else None

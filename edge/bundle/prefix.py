@@ -15,6 +15,7 @@ from pathlib import Path
 
 from edge import doctor
 from edge.bundle.proc import run_logged
+from edge.errors import BuildError
 
 DEB_ARCH = {"aarch64": "arm64"}
 QEMU_BINFMT = doctor.QEMU
@@ -26,6 +27,21 @@ SKIP = re.compile(r"^(dpkg|perl.*|libperl.*|tar|install-info|mailcap|mime-suppor
 CPUINFO = "".join(f"processor\t: {i}\nBogoMIPS\t: 108.00\nFeatures\t: fp asimd evtstrm crc32 cpuid\n"
                   "CPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x0\nCPU part\t: 0xd08\n"
                   "CPU revision\t: 3\n\n" for i in range(4))
+
+
+# Debian's reference BLAS/LAPACK (netlib), and the sonames update-alternatives links to them on a real install
+REFERENCE_BLAS_DEBS = ("libblas3", "liblapack3")
+REFERENCE_BLAS_LINKS = {"libblas.so.3": "blas/libblas.so.3", "liblapack.so.3": "lapack/liblapack.so.3"}
+
+
+def link_libraries(root: Path, arch: str, links: dict) -> None:
+    """What update-alternatives would have linked on a real install: soname -> file under the multiarch folder."""
+    libdir = root / "usr" / "lib" / f"{arch}-linux-gnu"
+    for soname, file in links.items():
+        if not (libdir / file).exists():
+            raise BuildError(f"{libdir / file}: missing from the unpacked Debian packages")
+        (libdir / soname).unlink(missing_ok=True)
+        (libdir / soname).symlink_to(file)
 
 
 def check_emulation(arch: str) -> None:
@@ -69,7 +85,7 @@ def create(path: Path, target, log: Path, progress, pins: list[str], extra_debs=
                        and not SKIP.match(ln.strip())})
     debian_numpy = "numpy==debian" in pins  # the board file's runtime numpy = "debian"; a backend may pin a wheel
     if debian_numpy:  # the release's numpy on reference BLAS/LAPACK: ~7 MB smaller than the wheel's OpenBLAS
-        packages += ["python3-numpy", "libblas3", "liblapack3", "libgfortran5"]
+        packages += ["python3-numpy", *REFERENCE_BLAS_DEBS, "libgfortran5"]
     debs = path / "debs"
     debs.mkdir()
     progress(f"build environment: downloading {len(packages)} {DEB_ARCH[arch]} packages")
@@ -77,10 +93,8 @@ def create(path: Path, target, log: Path, progress, pins: list[str], extra_debs=
     root = path / "root"
     for deb in sorted(debs.glob("*.deb")):
         run_logged(["dpkg-deb", "-x", deb, root], log, f"unpacking {deb.name}", progress)
-    if debian_numpy:  # what update-alternatives would have linked on a real install
-        libdir = root / "usr" / "lib" / f"{arch}-linux-gnu"
-        for lib in ("blas", "lapack"):
-            (libdir / f"lib{lib}.so.3").symlink_to(f"{lib}/lib{lib}.so.3")
+    if debian_numpy:
+        link_libraries(root, arch, REFERENCE_BLAS_LINKS)
     (root / "proc").mkdir(exist_ok=True)
     (root / "proc" / "cpuinfo").write_text(CPUINFO)
     site = path / "site"

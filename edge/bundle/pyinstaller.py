@@ -116,10 +116,8 @@ def build(env: BuildEnv, stage: Path, data: Path, name: str, onedir: bool, backe
 def choose_bootloader(env: BuildEnv, arch: str, glibc_floor: str, log: Path, progress) -> dict:
     """Onefile executables get the bootloader that names a full temporary folder (edge/bundle/bootloader.py),
     unless this machine's compiler makes it need a newer glibc than the board has: then PyInstaller's own."""
-    # a venv's site-packages, or the emulated prefix's pip --target folder
-    found = (p for p in env.path.glob("**/PyInstaller/bootloader") if (p.parent / "__init__.py").is_file())
-    package = next(found, None)
-    if package is None:
+    package = env.site_packages / "PyInstaller" / "bootloader"
+    if not (package.parent / "__init__.py").is_file():
         raise BuildError(f"no PyInstaller installation in the build environment {env.path}")
     version = env.packages.get("pyinstaller", "")
     missing = bootloader.missing_compiler(arch)
