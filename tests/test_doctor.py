@@ -5,23 +5,21 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
 
 from edge import doctor
+from tests import users
 from tests.conftest import ROOT
 
 ENTRY = doctor.BINFMT / "qemu-aarch64"
 SPACE = {"cache-space", "tmp"}  # these depend on the disk CI gets: warnings there are not set-up faults
 
 
-def _doctor(*args, env=None, user=None):
-    prefix = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups"] if user else []
-    r = subprocess.run([*prefix, sys.executable, "-m", "edge", "doctor", *args], capture_output=True, text=True,
-                       cwd=ROOT, env={**os.environ, **(env or {})}, timeout=120)
-    return r
+def _doctor(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "edge", "doctor", *args], capture_output=True, text=True, cwd=ROOT,
+                          env={**os.environ, **(env or {})}, timeout=120)
 
 
 def test_this_machine_is_set_up_for_every_board():
@@ -81,10 +79,8 @@ def test_fix_enables_emulation(tmp_path, models, state):
         b = subprocess.run([sys.executable, "-m", "edge", "build", models("mlp"), "--target", "rpi4", "-o",
                             tmp_path / "mlp"], capture_output=True, text=True, cwd=ROOT, timeout=120)
         assert b.returncode == 13 and "`edge doctor --fix rpi4` sets it up" in b.stderr, b.stderr
-        with tempfile.TemporaryDirectory() as cache:  # in /tmp: pytest's own folders are root's only
-            os.chmod(cache, 0o777)
-            user = _doctor("--fix", "rpi4", env={"EDGEPACK_CACHE": cache}, user=65534)  # not root: the command
-        assert user.returncode == 13 and "needs root: sudo sh -c '" in user.stderr, user.stderr
+        user = users.run_edge_as(users.unprivileged_uid(), "doctor", "--fix", "rpi4")  # not root: the command
+        assert user.returncode == 13 and "needs root: sudo sh -c '" in user.stderr, user.stdout + user.stderr
         assert not ENTRY.exists() or ENTRY.read_text().splitlines()[0] == "disabled"
         fixed = _doctor("--fix", "rpi4", "--json")
         assert fixed.returncode == 0, fixed.stderr
