@@ -197,6 +197,12 @@ def check_cache(need: Need) -> list[Result]:
                        "set EDGEPACK_CACHE to a writable folder")]
 
 
+def _being_made(partial: Path) -> bool:
+    """A build environment's temporary folder (NAME.tmp-PID) whose build is still running is not debris."""
+    pid = partial.name.rpartition(".tmp-")[2]
+    return pid.isdigit() and Path("/proc", pid).is_dir()
+
+
 def _check_cache(need: Need, cache: Path) -> list[Result]:
     base = _existing_parent(cache)
     if not base.is_dir():
@@ -207,12 +213,15 @@ def _check_cache(need: Need, cache: Path) -> list[Result]:
         return [Result("cache", "fail", f"{cache}: {base} is not writable ({reason(problem)})",
                        "set EDGEPACK_CACHE to a writable folder")]
     envs = sorted((cache / "envs").glob("*/.ready")) if cache.is_dir() else []
-    unfinished = sorted((cache / "envs").glob("*.tmp-*")) if cache.is_dir() else []
+    partial = sorted((cache / "envs").glob("*.tmp-*")) if cache.is_dir() else []
+    unfinished = [p for p in partial if not _being_made(p)]
+    in_progress = len(partial) - len(unfinished)
     names = [e.parent.name.rsplit("-", 1)[0] for e in envs]
     counted = [f"{n} ×{names.count(n)}" if names.count(n) > 1 else n for n in dict.fromkeys(names)]
     size = f"{_tree_bytes(cache) / 1e6:.0f} MB, " if need.survey and cache.is_dir() else ""
     detail = (f"{cache}: {size}{len(envs)} build environment(s)" + (f" ({', '.join(counted)})" if names else "")
-              + (f", {len(unfinished)} unfinished" if unfinished else ""))
+              + (f", {len(unfinished)} unfinished" if unfinished else "")
+              + (f", {in_progress} being made now" if in_progress else ""))
     first = [t.name for t in need.targets if not any(n == t.name or n.startswith(f"{t.name}-") for n in names)]
     if first:
         detail += f"; first build for {', '.join(first)} creates one (minutes; PyPI and the Debian mirror)"

@@ -19,6 +19,14 @@ ROOT = Path(__file__).resolve().parent.parent
 # inherited as ignored, `edge build` finished despite Ctrl-C and the listening app never stopped).
 signal.signal(signal.SIGINT, signal.default_int_handler)
 
+# The user's own settings that would point what the tests start elsewhere: a serve token every request would
+# lack, their own board files, their sound server instead of the tests' microphone, a systemd service's
+# notify socket and watchdog (the suite run from a unit). Tests that want one of these set it themselves.
+INHERITED = ("EDGEPACK_SERVE_TOKEN", "EDGEPACK_TARGETS", "NOTIFY_SOCKET", "WATCHDOG_PID", "WATCHDOG_USEC",
+             "PULSE_SERVER", "PULSE_SINK", "PULSE_SOURCE", "PULSE_RUNTIME_PATH", "PULSE_COOKIE", "PULSE_PROP")
+for name in INHERITED:
+    os.environ.pop(name, None)
+
 
 @pytest.fixture(scope="session")
 def models(tmp_path_factory):

@@ -40,6 +40,7 @@ def tarball(arch: str) -> Path:
 def unpack(arch: str, dest: Path) -> Path:
     dest.mkdir(parents=True)
     subprocess.run(["tar", "-C", str(dest), "-xf", str(tarball(arch))], check=True)
+    dest.chmod(0o755)  # a system's / whatever the umask: its services' own users walk through it
     return dest
 
 

@@ -23,7 +23,9 @@ def two_io_exe(models, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def int8_exe(models, tmp_path_factory):
+def int8_exe(models, two_io_exe, tmp_path_factory):
+    # after another build for this target in the same cache (two_io_exe): its report must say the environment was
+    # reused, whichever tests were selected
     src = models("trained-cnn")
     out = tmp_path_factory.mktemp("dist") / "cnn-int8"
     edge("build", src, "-o", out, "--quantize", "int8", "--calibration", src.parent / "calibration.npz",

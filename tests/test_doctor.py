@@ -99,3 +99,22 @@ def test_doctor_needs_only_the_standard_library():
             "print(len(doctor.run(doctor.need_for(None))))")
     r = subprocess.run([sys.executable, "-S", "-I", "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and int(r.stdout) >= 8, r.stderr
+
+
+def test_an_environment_being_made_is_not_called_debris(tmp_path):
+    # another build making its environment right now (its folder is named after its process) is not debris; the
+    # same folder once that process is gone is, and the check says what to remove
+    builder = subprocess.Popen(["sleep", "60"])
+    partial = tmp_path / "envs" / f"x86_64-0123456789ab.tmp-{builder.pid}"
+    partial.mkdir(parents=True)
+    try:
+        live = json.loads(_doctor("x86_64", "--json", env={"EDGEPACK_CACHE": str(tmp_path)}).stdout)
+    finally:
+        builder.kill()
+        builder.wait()
+    cache = next(c for c in live["checks"] if c["check"] == "cache")
+    assert cache["status"] == "ok" and "1 being made now" in cache["detail"], cache
+    gone = json.loads(_doctor("x86_64", "--json", env={"EDGEPACK_CACHE": str(tmp_path)}).stdout)
+    cache = next(c for c in gone["checks"] if c["check"] == "cache")
+    assert cache["status"] == "warn" and "1 unfinished" in cache["detail"], cache
+    assert f"remove {partial} (left by an interrupted build)" == cache["fix"]

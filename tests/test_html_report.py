@@ -5,13 +5,12 @@ import io
 import json
 import random
 import re
-import shutil
-import tempfile
 from pathlib import Path
 
 import pytest
 
 from edge.htmlreport import render_build, render_optimize
+from tests.browser import chromium
 from tests.conftest import ROOT, edge
 from tests.zoo import SENSITIVE_LAYER
 
@@ -38,23 +37,8 @@ def optimize_json(models, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def browser():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    profile = tempfile.mkdtemp(prefix="html-report-chromium-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--disable-dev-shm-usage", "--hide-scrollbars", "--force-device-scale-factor=1",
-                "--window-size=1280,900", f"--user-data-dir={profile}"):
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver") or "/usr/bin/chromedriver"),
-                              options=options)
-    yield driver
-    driver.quit()
-    shutil.rmtree(profile, ignore_errors=True)
+    with chromium(1280, 900, console_log=True) as driver:
+        yield driver
 
 
 def drawn(png: bytes, min_colours: int = 12, min_ink: float = 0.02) -> bool:

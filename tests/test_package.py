@@ -3,10 +3,13 @@ real Debian roots (mmdebstrap), the service booted under a real systemd (systemd
 
 from __future__ import annotations
 
+import io
 import json
+import os
 import shutil
-import socket
 import subprocess
+import sys
+import tarfile
 import time
 import urllib.request
 from pathlib import Path
@@ -17,6 +20,9 @@ from tests import debroot
 from tests.conftest import ROOT, edge
 
 pytestmark = pytest.mark.slow
+# unpacking a Debian root (device nodes, owners) and running it under systemd-nspawn need root
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="unpacks Debian roots and runs them with systemd-nspawn: "
+                                                         "root only (CI runs as root)")
 
 MAINTAINER = "Edge Tests <tests@example.org>"
 
@@ -27,10 +33,12 @@ KEPT = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _serving_url(box: debroot.Booted, unit: str) -> str:
+    """Where the service listens: it binds port 0 (a port chosen now could be taken before it starts) and says
+    the port it got in its status (READY=1)."""
+    status = box.show(unit, "StatusText")["StatusText"]
+    assert status.startswith("serving on http://127.0.0.1:"), status
+    return status.removeprefix("serving on ").split()[0]
 
 
 def _copy_built(exe: Path, dist: Path) -> Path:
@@ -63,13 +71,12 @@ def mlp_deb(mlp_exe, tmp_path_factory, need_tools):
     """The bare model as a service on a loopback port, version 1.0, in a repository."""
     dist = tmp_path_factory.mktemp("mlp-deb")
     exe = _copy_built(mlp_exe, dist)
-    port = _free_port()
-    r = _package(exe, "--version", "1.0", "--service", f"--serve 127.0.0.1:{port}", "--repo", dist / "repo")
-    return dist, port, r.stderr
+    r = _package(exe, "--version", "1.0", "--service", "--serve 127.0.0.1:0", "--repo", dist / "repo")
+    return dist, r.stderr
 
 
 def test_package_has_the_files_depends_and_service(mlp_deb):
-    dist, port, log = mlp_deb
+    dist, log = mlp_deb
     deb = dist / "mlp_1.0_amd64.deb"
     report = json.loads((dist / "mlp_1.0_amd64.deb.report.json").read_text())
     fields = subprocess.run(["dpkg-deb", "-f", deb], capture_output=True, text=True, check=True).stdout
@@ -116,6 +123,7 @@ def voice_deb(voice_exe, tmp_path_factory, need_tools):
     return dist / "voice-commands_2.1-1_amd64.deb"
 
 
+@needs_root
 def test_voice_package_depends_on_alsa_and_apt_installs_it_from_the_repository(voice_deb, tmp_path):
     fields = subprocess.run(["dpkg-deb", "-f", voice_deb], capture_output=True, text=True, check=True).stdout
     assert "libasound2" in fields.split("Depends:")[1].splitlines()[0]
@@ -143,8 +151,8 @@ def _voice_service_hears_and_is_restarted_when_its_audio_loop_hangs(root: Path, 
     """The voice service under a real systemd: no sound device here, so its flags (the owner's file) point it at a
     recording of real speakers, streamed in real time through the same audio loop as a microphone."""
     shutil.copy(ROOT / "demos/kws/samples/real.wav", root / "srv/real.wav")
-    port = _free_port()
-    (root / "etc/default/voice-commands").write_text(f'ARGS="--wav /srv/real.wav --serve 127.0.0.1:{port}"\n')
+    os.chmod(root / "srv/real.wav", 0o644)  # the service's own user reads it, whatever the checkout's modes
+    (root / "etc/default/voice-commands").write_text('ARGS="--wav /srv/real.wav --serve 127.0.0.1:0"\n')
     dropin = root / "etc/systemd/system/voice-commands.service.d"
     dropin.mkdir(parents=True)
     (dropin / "test.conf").write_text("[Service]\nWatchdogSec=3s\n")
@@ -171,8 +179,9 @@ def _voice_service_hears_and_is_restarted_when_its_audio_loop_hangs(root: Path, 
         assert "Watchdog timeout" in box.sh("journalctl -u voice-commands --no-pager", check=False).stdout
 
 
+@needs_root
 def test_service_runs_under_systemd_is_watched_survives_upgrade_and_purges_clean(mlp_deb, mlp_exe, tmp_path):
-    dist, port, _ = mlp_deb
+    dist, _ = mlp_deb
     root = debroot.unpack("amd64", tmp_path / "root")
     before = debroot.files_of(root)
     shutil.copy(dist / "mlp_1.0_amd64.deb", root / "srv/mlp.deb")
@@ -189,7 +198,7 @@ def test_service_runs_under_systemd_is_watched_survives_upgrade_and_purges_clean
         props = box.show("mlp", "ActiveState", "SubState", "Type", "NRestarts", "MainPID", "StatusText", "User")
         assert props["ActiveState"] == "active", (props, box.sh("journalctl -u mlp --no-pager", check=False).stdout)
         assert props["StatusText"].startswith("serving on http://127.0.0.1:")  # READY=1 came with it
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10) as r:
+        with urllib.request.urlopen(_serving_url(box, "mlp") + "/healthz", timeout=10) as r:
             assert r.status == 200
         user = box.sh(f"stat -c %U /proc/{props['MainPID']}").stdout.strip()
         assert user not in ("root", "0")  # DynamicUser
@@ -209,12 +218,12 @@ def test_service_runs_under_systemd_is_watched_survives_upgrade_and_purges_clean
         assert after["MainPID"] != props["MainPID"]
         journal = box.sh("journalctl -u mlp --no-pager", check=False).stdout
         assert "Watchdog timeout" in journal, journal[-3000:]
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10) as r:
+        with urllib.request.urlopen(_serving_url(box, "mlp") + "/healthz", timeout=10) as r:
             assert r.status == 200
         # an upgrade keeps the owner's flags and restarts the service
         (root / "etc/default/mlp").write_text((root / "etc/default/mlp").read_text() + "# changed by the owner\n")
         v2 = _copy_built(mlp_exe, tmp_path / "v2")
-        _package(v2, "--version", "1.1", "--service", f"--serve 127.0.0.1:{port}")
+        _package(v2, "--version", "1.1", "--service", "--serve 127.0.0.1:0")
         shutil.copy(v2.with_name("mlp_1.1_amd64.deb"), root / "srv/mlp.deb")
         box.sh("dpkg -i /srv/mlp.deb && rm /srv/mlp.deb")
         assert "# changed by the owner" in (root / "etc/default/mlp").read_text()
@@ -228,6 +237,7 @@ def test_service_runs_under_systemd_is_watched_survives_upgrade_and_purges_clean
     assert not [p for p in left if not p.startswith(booting) or "mlp" in p], sorted(left)
 
 
+@needs_root
 def test_arm64_package_installs_and_runs_in_an_arm64_root_under_qemu(rpi4_build, tmp_path, need_tools):
     out, env, _ = rpi4_build
     dist = _copy_built(out, tmp_path / "dist").parent
@@ -266,8 +276,9 @@ def test_bad_input_is_one_line_and_writes_nothing(case, mlp_exe, tmp_path, monke
     elif case == "bad-args":
         args = ["--service", 'a "quoted" flag']
     before = sorted(p.name for p in dist.iterdir())
-    r = subprocess.run([str(ROOT / ".venv/bin/edge"), "package", str(exe), "--deb", *args], capture_output=True,
-                       text=True, env={**__import__("os").environ, **env})
+    script = Path(sys.executable).with_name("edge")  # the console script of the environment running the tests
+    r = subprocess.run([str(script), "package", str(exe), "--deb", *args], capture_output=True, text=True,
+                       env={**os.environ, **env})
     expected = {"not-executable": 14, "no-report": 14, "bad-version": 2, "no-board": 9, "bad-args": 2}[case]
     assert r.returncode == expected, r.stderr
     lines = r.stderr.strip().splitlines()
@@ -289,3 +300,25 @@ def test_onedir_build_installs_under_usr_lib_and_passes_lintian(models, tmp_path
     assert not any(p.stat().st_mode & 0o111 for p in (tmp_path / "x/usr/lib/mlp").rglob("*.so*") if p.is_file())
     info = subprocess.run([str(link), "--info"], capture_output=True, text=True, timeout=120)
     assert info.returncode == 0 and json.loads(info.stdout)["name"] == "mlp", info.stderr
+
+
+def test_a_strict_umask_still_gives_a_package_with_debian_modes(mlp_exe, tmp_path, need_tools):
+    # a user whose umask is 077: dpkg-deb refuses a DEBIAN/ folder of mode 0700, and files of mode 0600 would be
+    # installed unreadable to the service's own user
+    exe = _copy_built(mlp_exe, tmp_path / "dist")
+    r = subprocess.run([sys.executable, "-m", "edge", "package", str(exe), "--deb", "--version", "1.0", "--service",
+                        "--serve 127.0.0.1:0", "--maintainer", MAINTAINER], capture_output=True, text=True,
+                       cwd=ROOT, umask=0o077, timeout=600)
+    assert r.returncode == 0, r.stderr
+    deb = exe.with_name("mlp_1.0_amd64.deb")
+    modes = {}
+    for part in ("--fsys-tarfile", "--ctrl-tarfile"):
+        tar = subprocess.run(["dpkg-deb", part, deb], capture_output=True, check=True).stdout
+        with tarfile.open(fileobj=io.BytesIO(tar)) as t:
+            modes.update({f"{part[2:6]}:{m.name}": (m.type, m.mode) for m in t.getmembers()})
+    programs = {"fsys:./usr/bin/mlp", "ctrl:./postinst", "ctrl:./prerm", "ctrl:./postrm"}
+    assert programs <= set(modes)
+    for name, (kind, mode) in modes.items():
+        if kind != tarfile.SYMTYPE:
+            want = 0o755 if kind == tarfile.DIRTYPE or name in programs else 0o644
+            assert mode == want, (name, oct(mode))

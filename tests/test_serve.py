@@ -4,6 +4,7 @@ a client that never reads, the token, a unix socket, SIGTERM."""
 
 import io
 import json
+import os
 import socket
 import subprocess
 import threading
@@ -165,7 +166,8 @@ def test_token_is_needed_when_set(mlp_exe):
         assert "(token required)" in s.stderr
     finally:
         s.stop()
-    env_served = Served(mlp_exe, env={"EDGEPACK_SERVE_TOKEN": "fromenv", "PATH": "/usr/bin:/bin"})
+    kept = {k: os.environ[k] for k in ("TMPDIR", "HOME") if k in os.environ}  # where the onefile unpacks
+    env_served = Served(mlp_exe, env={"EDGEPACK_SERVE_TOKEN": "fromenv", "PATH": "/usr/bin:/bin", **kept})
     try:
         assert env_served.request("GET", "/v1/info")[0] == 401
         assert env_served.request("GET", "/v1/info", headers={"Authorization": "Bearer fromenv"})[0] == 200

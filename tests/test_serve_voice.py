@@ -2,8 +2,8 @@
 reads, the kiosk page in a real browser (Debian's chromium) listening to a PulseAudio virtual microphone,
 and a two-hour soak."""
 
+import contextlib
 import json
-import shutil
 import threading
 import time
 import wave
@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from tests import wavs
+from tests.browser import chromium
 from tests.conftest import ROOT
 from tests.pulse import VirtualMic
 from tests.served import Served, sse_events
@@ -83,19 +84,6 @@ def test_a_reader_that_never_reads_costs_the_microphone_no_frame(voice_exe, tmp_
     assert len(printed) >= 8 and [d["label"] for k, d in got if k == "detection"] == [d["label"] for d in printed]
 
 
-def _browser(width: int, height: int):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                f"--window-size={width},{height}", "--hide-scrollbars", "--force-device-scale-factor=1"):
-        options.add_argument(arg)
-    return webdriver.Chrome(service=Service(shutil.which("chromedriver") or "/usr/bin/chromedriver"),
-                            options=options)
-
-
 WATCH_WORDS = """
 window.__words = [];
 const w = document.getElementById('word');
@@ -115,11 +103,11 @@ def _check_screenshot(path: Path) -> None:
 def test_kiosk_page_shows_each_word_from_the_microphone(voice_exe, tmp_path, capsys):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     mic = VirtualMic(tmp_path).start()
-    browser = None
-    try:
+    with contextlib.ExitStack() as closing:
+        closing.callback(mic.close)
         s = Served(voice_exe, "--mic", "--device", "pulse", "--json", env=mic.env)
         assert _wait_for(lambda: "listening on" in s.stderr, 30), s.stderr
-        browser = _browser(1920, 1080)
+        browser = closing.enter_context(chromium(1920, 1080))
         browser.get(f"http://{s.host}:{s.port}/")
         assert _wait_for(lambda: browser.execute_script(
             "return document.querySelectorAll('#scores .row').length") == 10, 30)
@@ -147,10 +135,6 @@ def test_kiosk_page_shows_each_word_from_the_microphone(voice_exe, tmp_path, cap
             assert overflow[0] <= inner[0] and overflow[1] <= inner[1], (size, overflow, inner)
         code, err = s.stop()
         mic.stop_playing()
-    finally:
-        if browser:
-            browser.quit()
-        mic.close()
     printed = [d["label"] for d in _stdout_detections(s)]
     assert code == 0, err
     assert len(printed) >= 5 and words == printed, (words, printed)
@@ -159,8 +143,7 @@ def test_kiosk_page_shows_each_word_from_the_microphone(voice_exe, tmp_path, cap
 def test_kiosk_page_reconnects_when_the_executable_restarts(voice_exe):
     s = Served(voice_exe, "--wav", wavs.SAMPLE, "--json")
     port = s.port
-    browser = _browser(800, 480)
-    try:
+    with chromium(800, 480) as browser:
         browser.get(f"http://127.0.0.1:{port}/")
         assert _wait_for(lambda: browser.find_element("id", "status").text in ("listening", "connected"), 30)
         s.stop()
@@ -172,8 +155,6 @@ def test_kiosk_page_reconnects_when_the_executable_restarts(voice_exe):
             assert _wait_for(lambda: len(browser.execute_script("return window.__words")) >= 2, 30)
         finally:
             again.stop()
-    finally:
-        browser.quit()
 
 
 def _long_wav(path: Path, hours: float) -> Path:

@@ -165,6 +165,15 @@ def _stage(root: Path, b: B.Built, name: str, opts: PackageOptions, maintainer: 
     return {"exec": exec_path, "conffiles": conffiles}
 
 
+def _fix_modes(root: Path) -> None:
+    """Folders and programs 0755, every other file 0644, whatever the umask the tree was made under: dpkg-deb
+    refuses a DEBIAN/ folder outside 0755-0775, and files only their owner can read would be installed so (the
+    rule of dh_fixperms)."""
+    for p in [root, *root.rglob("*")]:
+        if not p.is_symlink():
+            p.chmod(0o755 if p.is_dir() or p.stat().st_mode & 0o111 else 0o644)
+
+
 def _md5sums(root: Path, conffiles: list[str]) -> str:
     """Every file but the conffiles, whose sums dpkg keeps itself (as dh_md5sums does)."""
     lines = []
@@ -225,6 +234,7 @@ def package(opts: PackageOptions, progress=print) -> dict:
                             "the least)" if security["exposure"] is not None else security["output"])
                 say(f"service: {name}.service, ARGS=\"{opts.service}\"; systemd-analyze security: {exposure}")
             say("dpkg-deb --build")
+            _fix_modes(root)
             _dpkg_deb(root, out.temp(deb))
             report = {"edgepack": __version__, "package": str(deb), "name": name, "version": version,
                       "architecture": arch, "depends": depends, "maintainer": maintainer, "bytes": None,
