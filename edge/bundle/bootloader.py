@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import posixpath
 import shutil
 import sys
 import tarfile
@@ -92,6 +93,30 @@ def _key() -> str:
     return hashlib.sha256(repr(PATCHES).encode()).hexdigest()[:12]
 
 
+def _extract(archive: Path, dest: Path) -> None:
+    """Only plain files and folders inside `dest`. tarfile's "data" filter does that from Python 3.11.4; Debian
+    12's Python is 3.11.2, so there the same refusals are made here."""
+    with tarfile.open(archive) as t:
+        if hasattr(tarfile, "data_filter"):
+            t.extractall(dest, filter="data")
+            return
+        for member in t.getmembers():
+            if not _stays_inside(member):
+                raise BuildError(f"{archive}: {member.name!r} is not a file, folder or link inside the archive")
+        t.extractall(dest)
+
+
+def _stays_inside(member: tarfile.TarInfo) -> bool:
+    names = [member.name]
+    if member.issym():  # relative to the link's own folder
+        names.append(posixpath.join(posixpath.dirname(member.name), member.linkname))
+    elif member.islnk():  # relative to the archive's top
+        names.append(member.linkname)
+    elif not (member.isfile() or member.isdir()):
+        return False
+    return all(not name.startswith("/") and not posixpath.normpath(name).startswith("..") for name in names)
+
+
 def _source(version: str, cache: Path, log: Path, progress) -> Path:
     src = cache / f"pyinstaller-{version}-{_key()}"
     if (src / ".patched").exists():
@@ -105,8 +130,7 @@ def _source(version: str, cache: Path, log: Path, progress) -> Path:
         raise BuildError(f"PyInstaller {version}'s source archive was not downloaded; see {log}")
     unpacked = cache / "unpack"
     shutil.rmtree(unpacked, ignore_errors=True)
-    with tarfile.open(archive) as t:
-        t.extractall(unpacked, filter="data")
+    _extract(archive, unpacked)
     os.replace(unpacked / f"pyinstaller-{version}", src)
     boot = src / "bootloader"
     for rel, old, new in PATCHES:
