@@ -16,6 +16,7 @@ from edge.errors import AccuracyGateError, EdgeError, ModelError, UsageError, on
 from edge.passes import Context, Option, Outcome, Pass, graph, quantize, ratio
 from edge.passes.channels import PRUNE_CHANNELS
 from edge.passes.weights import PRUNE_WEIGHTS
+from edge.search.prune import AutoPruneChannels
 from edge.search.quantize import AutoQuantize
 
 RANDOM_SAMPLES = 8
@@ -41,8 +42,8 @@ EVALUATION = (
 )
 # every pass the pipeline can plan, in the order it runs them
 PASSES: tuple[Pass, ...] = (graph.CUT, graph.FIX_SHAPES, graph.CLEAN_INPUTS, graph.OPTIMIZER, graph.SIMPLIFY,
-                            graph.INFER_SHAPES, PRUNE_CHANNELS, PRUNE_WEIGHTS, *quantize.MODES.values(),
-                            AutoQuantize())
+                            graph.INFER_SHAPES, PRUNE_CHANNELS, AutoPruneChannels(), PRUNE_WEIGHTS,
+                            *quantize.MODES.values(), AutoQuantize())
 
 
 def _collect_options(passes) -> tuple[Option, ...]:

@@ -17,7 +17,6 @@ from onnx import helper, numpy_helper, shape_inference
 
 from edge import stats
 from edge.passes import Context, Option, Outcome, in_range, ratio
-from edge.search import SEARCH_BUDGET
 
 UNARY = {
     "Relu", "LeakyRelu", "PRelu", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh", "Elu", "Selu", "Celu",
@@ -439,24 +438,23 @@ def feed_shapes(ctx: Context) -> dict:
     return {k: v.shape for k, v in (ctx.parity_feeds[0] if ctx.parity_feeds else {}).items()}
 
 
+# the flag both channel-pruning passes answer: a ratio here, auto in edge/search/prune.py
+RATIO = Option("prune_channels", "--prune-channels", "remove the ratio R of least important output channels per "
+               "layer; auto: the most, per layer, that keeps --max-accuracy-drop", "lossy", type=ratio_or_auto,
+               metavar="R|auto", check=_ratio_check)
+
+
 class PruneChannels:
     name = "prune-channels"
-    options = (Option("prune_channels", "--prune-channels",
-                      "remove the ratio R of least important output channels per layer; auto: the most, per layer, "
-                      "that keeps --max-accuracy-drop", "lossy", type=ratio_or_auto, metavar="R|auto",
-                      check=_ratio_check), SEARCH_BUDGET)
+    options = (RATIO,)
     reference = False
-
-    def wanted(self, settings):
-        return bool(settings["prune_channels"])
     lossless = False
 
-    def run(self, model, ctx: Context):
-        value = ctx.value(self.options[0])
-        if value == "auto":
-            from edge.search.prune import PruneSearch
+    def wanted(self, settings):
+        return bool(settings["prune_channels"]) and settings["prune_channels"] != "auto"
 
-            return PruneSearch(model, ctx).run()
+    def run(self, model, ctx: Context):
+        value = ctx.value(RATIO)
         outcome = prune(model, lambda layer: value, feed_shapes(ctx))
         outcome["ratio"] = value
         if not outcome["pruned"]:

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from . import arrays, bundled
+from .feeds import InputError, as_json, check_feed, signature
 from .fsutil import reason, same_path, unwritable
 from .manifest import Manifest, Tensor
 from .notify import NOTIFIER
@@ -23,10 +24,6 @@ EXIT_USAGE = 2  # wrong flags, input names, shapes or dtypes, unreadable input f
 EXIT_RUNTIME = 3  # the model or backend failed, or the machine ran out of memory
 EXIT_OUTPUT = 5  # the --output file cannot be written
 MAX_BENCH_RUNS = 10_000_000
-
-
-class InputError(Exception):
-    pass
 
 
 class OutputError(Exception):
@@ -52,29 +49,6 @@ def parser(name: str) -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, metavar="K", help="inference threads (default: chosen at build time, --info)")
     serve_options.add_flags(p)
     return p
-
-
-def signature(inputs: list[Tensor]) -> str:
-    return "; ".join(s.describe() for s in inputs)
-
-
-def check_feed(feeds: dict[str, np.ndarray], inputs: list[Tensor], where: str = "") -> dict[str, np.ndarray]:
-    expected = {s.name: s for s in inputs}
-    wrong = sorted(set(feeds) - set(expected))
-    missing = sorted(set(expected) - set(feeds))
-    if wrong or missing:
-        what = ", ".join([f"unknown input {w!r}" for w in wrong] + [f"missing input {m!r}" for m in missing])
-        raise InputError(f"{where}{what}; expected {signature(inputs)}")
-    checked = {}
-    for name, array in feeds.items():
-        spec = expected[name]
-        if str(array.dtype) != spec.dtype:
-            raise InputError(f"{where}input {name!r} is {array.dtype}, expected {signature(inputs)}")
-        fixed = [d for d in spec.shape]
-        if array.ndim != len(fixed) or any(isinstance(d, int) and d != n for d, n in zip(fixed, array.shape)):
-            raise InputError(f"{where}input {name!r} has shape {list(array.shape)}, expected {signature(inputs)}")
-        checked[name] = array
-    return checked
 
 
 def _read(load, path, kind: str):
@@ -191,13 +165,6 @@ def warn_non_finite(feeds: list[dict[str, np.ndarray]], name: str) -> None:
                 where = f" (sample {i})" if len(feeds) > 1 else ""
                 print(f"{name}: warning: input {k!r}{where} holds {bad} NaN or infinite value(s)", file=sys.stderr)
                 return
-
-
-def as_json(a: np.ndarray):
-    """Nested lists; a non-finite float becomes null (JSON has no NaN or Infinity)."""
-    if a.dtype.kind == "f" and not np.isfinite(a).all():
-        return np.where(np.isfinite(a), a.astype(object), None).tolist()
-    return a.tolist()
 
 
 def synthetic_feed(inputs: list[Tensor]) -> dict[str, np.ndarray]:

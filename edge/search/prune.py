@@ -13,8 +13,8 @@ from __future__ import annotations
 import onnx
 
 from edge.passes import Context, Outcome
-from edge.passes.channels import feed_shapes, prune
-from edge.search import Candidate, Judge, Search, max_drop
+from edge.passes.channels import RATIO, feed_shapes, prune
+from edge.search import SEARCH_BUDGET, Candidate, Judge, Search, max_drop
 
 RATIOS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
@@ -110,3 +110,18 @@ class PruneSearch:
         outcome.update(ratio="auto", chosen=winner.settings, search=record)
         outcome.note(f"auto: {len(s.candidates)} candidates in {s.elapsed():.0f}s; chose {record['why']}")
         return winner.model, outcome
+
+
+class AutoPruneChannels:
+    """`--prune-channels auto`: the same flag as the fixed ratio (edge/passes/channels.py), answered by a search."""
+
+    name = "prune-channels"
+    options = (RATIO, SEARCH_BUDGET)
+    reference = False
+    lossless = False
+
+    def wanted(self, settings):
+        return settings["prune_channels"] == "auto"
+
+    def run(self, model, ctx: Context):
+        return PruneSearch(model, ctx).run()

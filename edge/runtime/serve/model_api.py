@@ -12,8 +12,8 @@ import time
 import numpy as np
 
 from edge.runtime import arrays
+from edge.runtime.feeds import InputError, as_json, check_feed
 from edge.runtime.manifest import Manifest
-from edge.runtime.model_cli import InputError, as_json, check_feed
 
 from .http import HttpError, Request, Response
 
