@@ -3,13 +3,7 @@
 `edge.inspect`, `edge.optimize` and `edge.build` are the Python API (edge/api.py), imported on first use so
 that `import edge` stays light (build.py imports edge.doctor before anything is installed)."""
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("edgepack")
-except PackageNotFoundError:  # running from a source tree without install
-    __version__ = "0+unknown"
-
+from edge.version import __version__ as __version__  # edge.__version__, for users
 
 API = ("inspect", "optimize", "build")
 

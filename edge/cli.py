@@ -9,8 +9,9 @@ import sys
 import time
 from pathlib import Path
 
-from edge import __version__, files
+from edge import files
 from edge.errors import EdgeError, OutputError, SetupError, UsageError
+from edge.version import __version__
 
 MAX_BUILD_THREADS = 64  # more cores than any board edgepack targets
 

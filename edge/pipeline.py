@@ -10,7 +10,7 @@ from typing import Any
 
 import onnx
 
-from edge import __version__, data, evaluate, files, targets
+from edge import data, evaluate, files, targets
 from edge import model as M
 from edge.errors import AccuracyGateError, EdgeError, ModelError, UsageError, one_line
 from edge.passes import Context, Option, Outcome, Pass, graph, quantize, ratio
@@ -18,6 +18,7 @@ from edge.passes.channels import PRUNE_CHANNELS
 from edge.passes.weights import PRUNE_WEIGHTS
 from edge.search.prune import AutoPruneChannels
 from edge.search.quantize import AutoQuantize
+from edge.version import __version__
 
 RANDOM_SAMPLES = 8
 PARITY_DATA_SAMPLES = 16

@@ -8,17 +8,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from edge.units import human_bytes
+
 console = Console(highlight=False, width=max(120, shutil.get_terminal_size((120, 24)).columns))
-
-
-def human_bytes(n) -> str:
-    """1234567 → '1.2 MB' (decimal units, as file managers and the tables here show sizes)."""
-    if n is None:
-        return "-"
-    for unit in ("B", "kB", "MB", "GB"):
-        if abs(n) < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
 
 
 def _count(n) -> str:

@@ -11,12 +11,13 @@ from pathlib import Path
 
 import onnx
 
-from edge import __version__, backends, data, doctor, files, pipeline, targets
+from edge import backends, data, doctor, files, pipeline, targets
 from edge import model as M
 from edge.bundle import apps, contents, elf, envs, licences, pyinstaller, verify
 from edge.errors import BuildError, OutputError
 from edge.runtime.manifest import Manifest, ModelFile, Optimization, Part, Tensor
 from edge.runtime.manifest import Target as ManifestTarget
+from edge.version import __version__
 
 VERIFY_SAMPLES = 8
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 import html
 import math
 
+from edge.units import human_bytes
+
 # Mobile first: fluid width, tables scroll inside their own wrapper, charts shrink to their column.
 CSS = """
 *{box-sizing:border-box}
@@ -80,8 +82,6 @@ def num(value) -> float | None:
 
 
 def fmt_bytes(n) -> str:
-    from edge.report import human_bytes
-
     n = num(n)
     return "–" if n is None else human_bytes(n)
 

@@ -18,10 +18,11 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 from pathlib import Path
 
-from edge import __version__, files
+from edge import files
 from edge.errors import OutputError, SetupError, UsageError
 from edge.package import built as B
 from edge.package import copyright, repo, service
+from edge.version import __version__
 
 # What lintian reports of every edgepack executable, and why it is so
 LINTIAN_OVERRIDES = """\
