@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -12,6 +13,13 @@ from edge.errors import TargetError
 REQUIRED = ("name", "description", "arch", "glibc_floor", "base", "python", "default_threads", "default_quantize",
             "runtime")
 REQUIRED_RUNTIME = ("onnxruntime", "numpy", "pyinstaller")
+# every key a board file may hold, per table: a misspelt key is an error, never a silently ignored setting
+KEYS = {
+    "": (*REQUIRED, "quantize_activations", "mxnet"),
+    "runtime": ("debian", *REQUIRED_RUNTIME, "numpy_without_blas"),
+    "mxnet": ("mxnet", "numpy", "onnx", "pyinstaller", "pip", "blas", "relink", "unavailable"),
+    "mxnet.relink": ("replace", "remove", "add", "debs"),
+}
 
 
 @dataclass(frozen=True)
@@ -48,6 +56,7 @@ def load_file(path: Path) -> Target:
         data = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as e:
         raise TargetError(f"{path}: not a readable TOML file ({e})") from None
+    _refuse_unknown_keys(path, data)
     missing = [k for k in REQUIRED if k not in data]
     missing += [f"runtime.{k}" for k in REQUIRED_RUNTIME if k not in data.get("runtime", {})]
     if missing:
@@ -59,6 +68,18 @@ def load_file(path: Path) -> Target:
         raise TargetError(f"{path}: quantize_activations = {activations!r}: choose int8 or uint8")
     return Target(**{k: data[k] for k in REQUIRED}, mxnet=data.get("mxnet", {}), quantize_activations=activations,
                   path=path)
+
+
+def _refuse_unknown_keys(path: Path, data: dict) -> None:
+    for table, allowed in KEYS.items():
+        values = data
+        for part in table.split(".") if table else ():
+            values = values.get(part) if isinstance(values, dict) else None
+        for key in values if isinstance(values, dict) else ():
+            if key not in allowed:
+                near = difflib.get_close_matches(key, allowed, n=1)
+                hint = f"did you mean {near[0]!r}?" if near else f"known keys: {', '.join(allowed)}"
+                raise TargetError(f"{path}: unknown key {key!r}" + (f" in [{table}]" if table else "") + f"; {hint}")
 
 
 def all_targets() -> dict[str, Target]:

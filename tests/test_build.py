@@ -192,6 +192,16 @@ def test_target_file_missing_a_field(models, tmp_path):
     _fails(tmp_path, [models("mlp")], 9, ["x86_64.toml", "glibc_floor"], env=env)
 
 
+@pytest.mark.parametrize("old, new, words", [
+    ("default_threads = ", "default_thread = ", ["unknown key 'default_thread'", "did you mean 'default_threads'?"]),
+    ('onnxruntime = "', 'onnxruntme = "', ["unknown key 'onnxruntme' in [runtime]", "did you mean 'onnxruntime'?"]),
+    ("[runtime]", "[runtime]\ncolour = 3", ["unknown key 'colour' in [runtime]", "known keys: debian, onnxruntime"]),
+], ids=["misspelt", "misspelt-in-a-table", "unlike-any"])
+def test_target_file_with_an_unknown_key(models, tmp_path, old, new, words):
+    env = _target_dir(tmp_path, **{old: new})
+    _fails(tmp_path, [models("mlp")], 9, [str(tmp_path / "targets" / "x86_64.toml"), *words], env=env)
+
+
 def test_failing_environment_shows_log_tail_and_path(models, tmp_path):
     env = _target_dir(tmp_path, **{'pyinstaller = "6.22.3"': 'pyinstaller = "0.0.1"', "numpy_without_blas = true":
                                    "numpy_without_blas = false"})
