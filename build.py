@@ -5,7 +5,7 @@
                               (dist/voice-commands) from the demo model and run it on two sample recordings
     python3 build.py test     set up .venv with the test extras, then run the whole test suite
                               (extra arguments go to pytest, e.g. `python3 build.py test -k quantize`)
-    python3 build.py test --quick   the same set-up, then only the fast tier (tests not marked slow)
+    python3 build.py test --quick   the same set-up, then only the fast tier: unit tests and one real build
 
 Standard library only: this runs before anything is installed.
 """
@@ -125,13 +125,13 @@ def main_job() -> int:
     return 0
 
 
-QUICK = ["-m", "not slow"]  # the fast tier: unit tests and one real build (tests marked slow are left out)
+QUICK = ["-m", "not slow or quick"]  # the fast tier: the unit tests and one real build
 
 
 def test_job(args: list[str]) -> int:
     quick = "--quick" in args
     args = [a for a in args if a != "--quick"]
-    step("running the " + ("fast tier of the test suite (--quick: tests not marked slow)" if quick else "test suite"))
+    step("running the " + ("fast tier (--quick: unit tests and one real build)" if quick else "test suite"))
     # the 15 slowest tests close the log: where the suite's time goes, run after run
     cmd = [str(BIN / "python"), "-m", "pytest", "--durations=15", *(QUICK if quick else []), *args]
     return subprocess.run(cmd, cwd=ROOT).returncode

@@ -37,6 +37,7 @@ def _run(exe, *args):
     return subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.quick  # the fast tier's one real build
 def test_two_inputs_two_outputs_match_onnxruntime(models, two_io_exe, tmp_path):
     rng = np.random.default_rng(4)
     a, b = rng.standard_normal((1, 8)).astype(np.float32), rng.standard_normal((1, 4)).astype(np.float32)
