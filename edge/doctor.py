@@ -17,14 +17,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from edge import arches
 from edge import targets as T
-from edge.bundle.bootloader import COMPILERS, CROSS_PACKAGE
 from edge.errors import SetupError
 from edge.runtime.fsutil import reason, unwritable
 
 BINFMT = Path("/proc/sys/fs/binfmt_misc")
-QEMU = {"aarch64": "qemu-aarch64"}
-BINUTILS = {"aarch64": "aarch64-linux-gnu-"}  # prefix of the binutils for that architecture
 CACHE_FAIL_BYTES = 1_000_000_000  # a first build environment: ~170-400 MB, plus pip's and apt's downloads
 CACHE_WARN_BYTES = 3_000_000_000
 TMP_WARN_BYTES = 500_000_000  # edge optimize's work folder holds a few copies of the model
@@ -118,13 +116,14 @@ def check_mxnet_libraries(need: Need) -> Result:
 def _binfmt_commands(arch: str) -> tuple[tuple[str, ...], ...]:
     mount = () if (BINFMT / "register").exists() else (("mount", "-t", "binfmt_misc", "binfmt_misc", str(BINFMT)),)
     # an entry the kernel holds but has disabled counts as enabled for update-binfmts: drop it, register anew
-    drop = (("update-binfmts", "--disable", QEMU[arch]),) if (BINFMT / QEMU[arch]).exists() else ()
-    return (*mount, *drop, ("update-binfmts", "--enable", QEMU[arch]))
+    qemu = arches.get(arch).qemu
+    drop = (("update-binfmts", "--disable", qemu),) if (BINFMT / qemu).exists() else ()
+    return (*mount, *drop, ("update-binfmts", "--enable", qemu))
 
 
 def emulation(arch: str) -> Result:
-    entry = BINFMT / QEMU[arch]
-    qemu = shutil.which(f"{QEMU[arch]}-static")
+    entry = BINFMT / arches.get(arch).qemu
+    qemu = shutil.which(f"{arches.get(arch).qemu}-static")
     enabled = entry.exists() and "enabled" in entry.read_text()
     if qemu and enabled:
         interpreter = next((ln.split()[1] for ln in entry.read_text().splitlines() if ln.startswith("interpreter")),
@@ -138,12 +137,13 @@ def emulation(arch: str) -> Result:
 
 
 def binutils(arch: str) -> Result:
-    tool = f"{BINUTILS[arch]}objdump"
+    a = arches.get(arch)
+    tool = f"{a.binutils}objdump"
     found = shutil.which(tool)
     if found:
         return Result(f"binutils-{arch}", "ok", f"{found} (PyInstaller reads {arch} libraries with it)")
     return Result(f"binutils-{arch}", "fail", f"{tool} is missing (PyInstaller needs {arch} binutils)",
-                  "install binutils-aarch64-linux-gnu", ("binutils-aarch64-linux-gnu",))
+                  f"install {a.binutils_package}", (a.binutils_package,))
 
 
 def check_emulation(need: Need) -> list[Result]:
@@ -157,7 +157,7 @@ def check_binutils(need: Need) -> list[Result]:
 def check_compilers(need: Need) -> list[Result]:
     results = []
     for arch in sorted({t.arch for t in need.targets}):
-        compiler, package = COMPILERS[arch], CROSS_PACKAGE.get(arch, "gcc")
+        compiler, package = arches.get(arch).compiler, arches.get(arch).compiler_package
         found = shutil.which(compiler)
         results.append(Result(f"compiler-{arch}", "ok", f"{found} (builds the onefile bootloader that names a full "
                               "temporary folder)") if found else

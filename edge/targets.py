@@ -8,6 +8,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edge import arches
 from edge.errors import TargetError
 
 REQUIRED = ("name", "description", "arch", "glibc_floor", "base", "python", "default_threads", "default_quantize",
@@ -63,6 +64,11 @@ def load_file(path: Path) -> Target:
         raise TargetError(f"{path}: target file misses field(s) {', '.join(missing)}")
     if data["name"] != path.stem:
         raise TargetError(f"{path}: name = {data['name']!r} must match the file name {path.stem!r}")
+    arch = arches.all_arches().get(data["arch"])
+    if arch is None or not arch.buildable:
+        buildable = ", ".join(a.name for a in arches.all_arches().values() if a.buildable)
+        raise TargetError(f"{path}: arch = {data['arch']!r}: boards can be {buildable} ({arches.FILE} describes "
+                          "each architecture)")
     activations = data.get("quantize_activations", "int8")
     if activations not in ("int8", "uint8"):
         raise TargetError(f"{path}: quantize_activations = {activations!r}: choose int8 or uint8")

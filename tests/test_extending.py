@@ -2,6 +2,8 @@
 line (flags, --help), the plan, the report and the app's configure step."""
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 
@@ -79,3 +81,45 @@ def test_a_registered_app_gets_its_flags_and_its_configure_step(models, tmp_path
     r = _run(TOY_APP, "build", models("mlp"), "-o", tmp_path / "x", "--app", "toy", "--greeting", "hi")
     assert r.returncode == 4 and "toy app configured with greeting 'hi'" in r.stderr
     assert not list(tmp_path.iterdir())
+
+
+RISCV = '''
+[riscv64]
+elf_machine = "EM_RISCV"
+debian = "riscv64"
+loader = "ld-linux-riscv64-lp64d.so.1"
+bootloader_folder = "Linux-64bit-riscv"
+compiler = "riscv64-linux-gnu-gcc"
+compiler_package = "gcc-riscv64-linux-gnu"
+qemu = "qemu-riscv64"
+binutils = "riscv64-linux-gnu-"
+binutils_package = "binutils-riscv64-linux-gnu"
+'''
+
+
+def test_a_new_architecture_is_a_table_and_a_board_file(tmp_path):
+    # a copy of the package and its boards; the only edits: one table in the architectures file, one board file
+    for name in ("edge", "targets"):
+        shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
+    arch_file = tmp_path / "edge/resources/architectures.toml"
+    arch_file.write_text(arch_file.read_text() + RISCV)
+    board = (ROOT / "targets/rpi4.toml").read_text().replace('name = "rpi4"', 'name = "visionfive2"')
+    (tmp_path / "targets/visionfive2.toml").write_text(board.replace('arch = "aarch64"', 'arch = "riscv64"'))
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+
+    def edge_in_copy(*args):
+        return subprocess.run([sys.executable, "-m", "edge", *args], capture_output=True, text=True, cwd=tmp_path,
+                              env=env, timeout=120)
+
+    shown = json.loads(edge_in_copy("targets", "visionfive2", "--json").stdout)
+    assert shown["arch"] == "riscv64" and shown["file"] == str(tmp_path / "targets/visionfive2.toml")
+    doctor = json.loads(edge_in_copy("doctor", "visionfive2", "--json").stdout)
+    checks = {c["check"]: c for c in doctor["checks"]}
+    assert "qemu-riscv64" in json.dumps(checks["emulation-riscv64"])
+    assert checks["binutils-riscv64"]["packages"] in ([], ["binutils-riscv64-linux-gnu"])
+    assert "riscv64-linux-gnu-objdump" in checks["binutils-riscv64"]["detail"]
+    assert "riscv64-linux-gnu-gcc" in checks["compiler-riscv64"]["detail"]
+    changed = {str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file()
+               and (not (ROOT / p.relative_to(tmp_path)).exists()
+                    or (ROOT / p.relative_to(tmp_path)).read_bytes() != p.read_bytes())}
+    assert changed == {"edge/resources/architectures.toml", "targets/visionfive2.toml"}

@@ -18,6 +18,7 @@ import sys
 import tarfile
 from pathlib import Path
 
+from edge import arches
 from edge.bundle.proc import run_logged
 from edge.errors import BuildError
 
@@ -83,9 +84,6 @@ PATCHES = [
 ]
 
 # PyInstaller's folder name for each architecture's bootloaders
-FOLDERS = {"x86_64": "Linux-64bit-intel", "aarch64": "Linux-64bit-arm"}
-COMPILERS = {"x86_64": "gcc", "aarch64": "aarch64-linux-gnu-gcc"}
-CROSS_PACKAGE = {"aarch64": "gcc-aarch64-linux-gnu"}
 
 
 def _key() -> str:
@@ -144,9 +142,9 @@ def _source(version: str, cache: Path, log: Path, progress) -> Path:
 
 
 def missing_compiler(arch: str) -> str | None:
-    compiler = COMPILERS[arch]
-    if shutil.which(compiler) is None:
-        return f"no {compiler}: as root, `edge doctor --fix` installs it ({CROSS_PACKAGE.get(arch, 'gcc')})"
+    a = arches.get(arch)
+    if shutil.which(a.compiler) is None:
+        return f"no {a.compiler}: as root, `edge doctor --fix` installs it ({a.compiler_package})"
     return None
 
 
@@ -158,7 +156,7 @@ def build(version: str, arch: str, cache: Path, log: Path, progress) -> Path:
     problem = missing_compiler(arch)
     if problem:
         raise BuildError(problem)
-    compiler = COMPILERS[arch]
+    compiler = arches.get(arch).compiler
     src = _source(version, cache, log, progress)
     boot = src / "bootloader"
     shutil.rmtree(boot / "build", ignore_errors=True)
@@ -176,7 +174,7 @@ def build(version: str, arch: str, cache: Path, log: Path, progress) -> Path:
 
 def install(bootloader: Path, pyinstaller_package: Path, arch: str) -> None:
     """Put the patched `run` where PyInstaller takes it from, inside the build environment."""
-    target = pyinstaller_package / "bootloader" / FOLDERS[arch] / "run"
+    target = pyinstaller_package / "bootloader" / arches.get(arch).bootloader_folder / "run"
     if not target.parent.is_dir():
         raise BuildError(f"no PyInstaller bootloader folder {target.parent} in the build environment")
     stock = target.with_name("run.stock")
@@ -187,7 +185,7 @@ def install(bootloader: Path, pyinstaller_package: Path, arch: str) -> None:
 
 def restore(pyinstaller_package: Path, arch: str) -> None:
     """PyInstaller's own bootloader back in place (an environment shared with a board of an older glibc)."""
-    target = pyinstaller_package / "bootloader" / FOLDERS[arch] / "run"
+    target = pyinstaller_package / "bootloader" / arches.get(arch).bootloader_folder / "run"
     stock = target.with_name("run.stock")
     if stock.exists():
         shutil.copy2(stock, target)

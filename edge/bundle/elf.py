@@ -11,7 +11,7 @@ from elftools.elf.dynamic import DynamicSection
 from elftools.elf.elffile import ELFFile
 from elftools.elf.gnuversions import GNUVerDefSection, GNUVerNeedSection
 
-MACHINES = {"EM_X86_64": "x86_64", "EM_AARCH64": "aarch64", "EM_ARM": "armv7l"}
+from edge import arches
 
 
 def version_tuple(text: str) -> tuple[int, ...]:
@@ -27,7 +27,7 @@ def read(path: Path) -> dict | None:
         f.seek(0)
         try:
             elf = ELFFile(f)
-            arch = MACHINES.get(elf["e_machine"], elf["e_machine"])
+            arch = arches.by_elf_machine().get(elf["e_machine"], elf["e_machine"])
             needed, libraries, soname = [], [], None
             for section in elf.iter_sections():
                 if isinstance(section, DynamicSection):

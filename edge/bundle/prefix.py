@@ -13,22 +13,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from edge import doctor
+from edge import arches, doctor
 from edge.bundle.proc import run_logged
 from edge.errors import BuildError
 
-DEB_ARCH = {"aarch64": "arm64"}
-QEMU_BINFMT = doctor.QEMU
-BINUTILS = doctor.BINUTILS
 # what the prefix never needs from the dependency closure (package managers, perl, docs)
 SKIP = re.compile(r"^(dpkg|perl.*|libperl.*|tar|install-info|mailcap|mime-support|readline-common|debconf.*|"
                   r"tzdata|libc-bin|base-files|sensible-utils|ucf|lsb-base|init-system-helpers)$")
-# a plausible aarch64 /proc/cpuinfo: qemu 7.2 shows the host's x86 one, on which onnxruntime's cpuinfo crashes
-CPUINFO = "".join(f"processor\t: {i}\nBogoMIPS\t: 108.00\nFeatures\t: fp asimd evtstrm crc32 cpuid\n"
-                  "CPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x0\nCPU part\t: 0xd08\n"
-                  "CPU revision\t: 3\n\n" for i in range(4))
-
-
 # Debian's reference BLAS/LAPACK (netlib), and the sonames update-alternatives links to them on a real install
 REFERENCE_BLAS_DEBS = ("libblas3", "liblapack3")
 REFERENCE_BLAS_LINKS = {"libblas.so.3": "blas/libblas.so.3", "liblapack.so.3": "lapack/liblapack.so.3"}
@@ -61,10 +52,11 @@ def mirror() -> str:
 def _apt(root: Path, suite: str, arch: str) -> list[str]:
     root.mkdir(parents=True, exist_ok=True)
     sources = root / "sources.list"
-    sources.write_text(f"deb [arch={DEB_ARCH[arch]}] {mirror()} {suite} main\n")
+    debian = arches.get(arch).debian
+    sources.write_text(f"deb [arch={debian}] {mirror()} {suite} main\n")
     for d in ("lists/partial", "cache/archives/partial"):
         (root / d).mkdir(parents=True, exist_ok=True)
-    return [f"-oAPT::Architecture={DEB_ARCH[arch]}", f"-oAPT::Architectures={DEB_ARCH[arch]}",
+    return [f"-oAPT::Architecture={debian}", f"-oAPT::Architectures={debian}",
             f"-oDir::Etc::SourceList={sources}", "-oDir::Etc::SourceParts=/nonexistent",
             f"-oDir::State::Lists={root / 'lists'}", f"-oDir::Cache={root / 'cache'}", "-oDir::State::status=/dev/null",
             "-oDebug::NoLocking=1", "-oAPT::Sandbox::User=root"]
@@ -75,7 +67,7 @@ def create(path: Path, target, log: Path, progress, pins: list[str], extra_debs=
     arch, suite, py = target.arch, target.runtime["debian"], target.python
     check_emulation(arch)
     apt = _apt(path / "apt", suite, arch)
-    progress(f"build environment: Debian {suite} {DEB_ARCH[arch]} package lists")
+    progress(f"build environment: Debian {suite} {arches.get(arch).debian} package lists")
     run_logged(["apt-get", *apt, "update"], log, "apt-get update", progress)
     roots = [f"python{py}-minimal", f"libpython{py}", f"libpython{py}-stdlib", "libstdc++6", "zlib1g", *extra_debs]
     closure = subprocess.run(["apt-cache", *apt, "depends", "--recurse", "--no-recommends", "--no-suggests",
@@ -88,7 +80,7 @@ def create(path: Path, target, log: Path, progress, pins: list[str], extra_debs=
         packages += ["python3-numpy", *REFERENCE_BLAS_DEBS, "libgfortran5"]
     debs = path / "debs"
     debs.mkdir()
-    progress(f"build environment: downloading {len(packages)} {DEB_ARCH[arch]} packages")
+    progress(f"build environment: downloading {len(packages)} {arches.get(arch).debian} packages")
     run_logged(["apt-get", *apt, "download", *packages], log, "apt-get download", progress, cwd=debs)
     root = path / "root"
     for deb in sorted(debs.glob("*.deb")):
@@ -96,7 +88,7 @@ def create(path: Path, target, log: Path, progress, pins: list[str], extra_debs=
     if debian_numpy:
         link_libraries(root, arch, REFERENCE_BLAS_LINKS)
     (root / "proc").mkdir(exist_ok=True)
-    (root / "proc" / "cpuinfo").write_text(CPUINFO)
+    (root / "proc" / "cpuinfo").write_text(arches.get(arch).emulated_cpuinfo())
     site = path / "site"
     tag = py.replace(".", "")
     progress("build environment: installing the runtime's aarch64 wheels")
@@ -133,7 +125,7 @@ def _wrappers(path: Path, root: Path, site: Path, py: str, arch: str) -> None:
                     'while read f; do printf "\\t%s (libc6,AArch64) => %s\\n" "$(basename "$f")" "$f"; done',
     }
     for tool in ("objdump", "objcopy", "strip", "readelf"):
-        scripts[tool] = f'exec {BINUTILS[arch]}{tool} "$@"'
+        scripts[tool] = f'exec {arches.get(arch).binutils}{tool} "$@"'
     for name, body in scripts.items():
         (bins / name).write_text(f"#!/bin/sh\n{body}\n")
         (bins / name).chmod(0o755)

@@ -10,6 +10,7 @@ import signal
 import subprocess
 from pathlib import Path
 
+from edge import arches
 from edge.bundle import elf, prefix
 from edge.bundle.envs import cache_dir
 from edge.bundle.verify import entry_point
@@ -24,13 +25,13 @@ def emulation_env(arch: str) -> dict | None:
     """None when `arch` runs natively; else the environment that makes qemu find the target's loader."""
     if arch == platform.machine():
         return None
-    if arch not in prefix.QEMU_BINFMT:
+    if arches.get(arch).qemu is None:
         raise TargetError(f"cannot run {arch} executables on {platform.machine()}")
     prefix.check_emulation(arch)
     found = []
     for env in (cache_dir() / "envs").glob("*/.ready"):
         root = env.parent / "root"
-        if root.is_dir() and any(root.glob(f"lib/ld-linux-{arch.replace('_', '-')}*.so.1")):
+        if root.is_dir() and (root / "lib" / arches.get(arch).loader).exists():
             release = json.loads(env.read_text()).get("debian", "")
             found.append((DEBIAN_RELEASES.get(release, 0), env.stat().st_mtime, env.parent))
     if found:  # the newest glibc runs executables built for every older one

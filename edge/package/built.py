@@ -8,7 +8,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge import files, targets
+from edge import arches, files, targets
 from edge.bundle import elf
 from edge.errors import PackageError, TargetError
 
@@ -99,15 +99,16 @@ def read(path: Path) -> Built:
 def debian_arch(arch: str) -> str:
     """The Debian architecture of an ELF machine that some board in targets/ has."""
     boards = sorted(t.name for t in targets.all_targets().values() if t.arch == arch)
-    if arch not in DEBIAN["architectures"] or not boards:
+    if arch not in arches.all_arches() or not boards:
         raise TargetError(f"no board in targets/ is {arch}: edge package makes packages for "
                           f"{', '.join(sorted({t.arch for t in targets.all_targets().values()}))}")
-    return DEBIAN["architectures"][arch]
+    return arches.get(arch).debian
 
 
 def depends(built: Built) -> list[str]:
     """Debian packages that provide what the bundle needs from the system, from the report's ELF files."""
-    table = DEBIAN["libraries"]
+    # every architecture's dynamic loader comes with the C library
+    table = DEBIAN["libraries"] | {a.loader: "libc6" for a in arches.all_arches().values()}
     unknown = [lib for lib in built.system_libraries if lib not in table]
     if unknown:
         raise PackageError(f"{built.path}: needs {', '.join(unknown)} from the system, and "
