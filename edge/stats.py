@@ -110,37 +110,41 @@ def _count_macs(inferred: onnx.ModelProto) -> tuple[int, int]:
         s = shapes.get(name)
         return s if s and all(isinstance(d, int) and d > 0 for d in s) else None
 
-    attrs = lambda node: {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}  # noqa: E731
     total = unknown = 0
     for node in inferred.graph.node:
-        op = node.op_type
-        out = shape(node.output[0]) if node.output else None
-        if op in ("Conv", "ConvInteger", "QLinearConv", "ConvTranspose"):
-            w_index = 3 if op == "QLinearConv" else 1
-            w = shape(node.input[w_index])
-            if out is None or w is None:
-                unknown += 1
-                continue
-            if op == "ConvTranspose":
-                x = shape(node.input[0])
-                if x is None:
-                    unknown += 1
-                    continue
-                total += int(np.prod(x)) * int(np.prod(w[1:]))
-            else:
-                total += int(np.prod(out)) * int(np.prod(w[1:]))
-        elif op in ("Gemm", "MatMul", "MatMulInteger", "QLinearMatMul"):
-            a = shape(node.input[0])
-            if out is None or a is None:
-                unknown += 1
-                continue
-            k = a[0] if (op == "Gemm" and attrs(node).get("transA", 0)) else a[-1]
-            total += int(np.prod(out)) * k
-        elif op in ("LSTM", "GRU", "RNN", "DynamicQuantizeLSTM"):
-            x, w, r = shape(node.input[0]), shape(node.input[1]), shape(node.input[2])
-            if x is None or w is None or r is None:
-                unknown += 1
-                continue
-            seq, batch = x[0], x[1]
-            total += seq * batch * (int(np.prod(w)) + int(np.prod(r)))
+        count = MACS.get(node.op_type)
+        macs = count(node, shape) if count else 0
+        if macs is None:
+            unknown += 1
+        else:
+            total += macs
     return total, unknown
+
+
+# multiply-accumulates of one node from its tensors' shapes (None: a shape it needs is unknown), per op type
+def _conv(node, shape) -> int | None:
+    out, w = shape(node.output[0]), shape(node.input[3 if node.op_type == "QLinearConv" else 1])
+    return None if out is None or w is None else int(np.prod(out)) * int(np.prod(w[1:]))
+
+
+def _conv_transpose(node, shape) -> int | None:  # every input pixel meets the whole kernel
+    out, x, w = shape(node.output[0]), shape(node.input[0]), shape(node.input[1])
+    return None if out is None or x is None or w is None else int(np.prod(x)) * int(np.prod(w[1:]))
+
+
+def _matmul(node, shape) -> int | None:
+    out, a = shape(node.output[0]), shape(node.input[0])
+    if out is None or a is None:
+        return None
+    trans_a = any(at.name == "transA" and at.i for at in node.attribute) and node.op_type == "Gemm"
+    return int(np.prod(out)) * (a[0] if trans_a else a[-1])
+
+
+def _recurrent(node, shape) -> int | None:
+    x, w, r = shape(node.input[0]), shape(node.input[1]), shape(node.input[2])
+    return None if x is None or w is None or r is None else x[0] * x[1] * (int(np.prod(w)) + int(np.prod(r)))
+
+
+MACS = {**dict.fromkeys(("Conv", "ConvInteger", "QLinearConv"), _conv), "ConvTranspose": _conv_transpose,
+        **dict.fromkeys(("Gemm", "MatMul", "MatMulInteger", "QLinearMatMul"), _matmul),
+        **dict.fromkeys(("LSTM", "GRU", "RNN", "DynamicQuantizeLSTM"), _recurrent)}
