@@ -79,50 +79,99 @@ def _shape_computations(model: onnx.ModelProto) -> set[str]:
     return found
 
 
+@dataclass(frozen=True)
+class Graph:
+    """What the per-op checks need to know about the whole graph."""
+
+    opset: int
+    consts: dict  # name → value of every constant tensor
+    ranks: dict  # tensor name → rank, where known
+    shape_math: set  # tensors computed from shapes only (constant folding removes them)
+
+
+Finding = tuple[str, str | None] | None  # (reason, fix: "rewrite", "fold" or None), or None when the node is fine
+
+
+def _softmax(n, g: Graph) -> Finding:
+    if g.opset < 13 and g.ranks.get(n.input[0], 2) > 2:
+        return (f"{g.ranks[n.input[0]]}-D Softmax at opset {g.opset}: the importer computes it over one axis only "
+                "(wrong numbers, no error)", "rewrite")
+    return None
+
+
+def _conv(n, g: Graph) -> Finding:
+    if str(attr(n, "auto_pad", b"NOTSET"), "ascii") in ("SAME_UPPER", "SAME_LOWER"):
+        return "auto_pad=SAME_*: the importer ignores it (wrong output shape, no error)", "rewrite"
+    return None
+
+
+def _reshape(n, g: Graph) -> Finding:
+    return ("target shape computed at run time (a Shape→…→Concat chain)", "fold") if n.input[1] not in g.consts \
+        else None
+
+
+def _flatten(n, g: Graph) -> Finding:
+    axis = attr(n, "axis", 1)
+    return (f"Flatten axis={axis}: the importer flattens from axis 1 only", None) if axis != 1 else None
+
+
+def _matmul(n, g: Graph) -> Finding:
+    if g.ranks.get(n.input[0], 2) > 2 or g.ranks.get(n.input[1], 2) > 2:
+        return "MatMul with a >2-D operand: the importer handles 2-D × 2-D only", None
+    return None
+
+
+def _slice(n, g: Graph) -> Finding:
+    if len(n.input) > 1:
+        return ("starts/ends given as int64 inputs (opset >= 10): the importer's slice fails on them",
+                "fold" if n.input[0] in g.shape_math else None)
+    return None
+
+
+def _clip(n, g: Graph) -> Finding:
+    if len(n.input) == 1 and attr(n, "min") is None and attr(n, "max") is None:
+        return "Clip without bounds", None
+    if any(x and x not in g.consts for x in n.input[1:]):
+        return "min/max computed at run time", None
+    return None
+
+
+def _split(n, g: Graph) -> Finding:
+    if len(n.input) > 1 or attr(n, "split") is not None:
+        sizes = g.consts.get(n.input[1]) if len(n.input) > 1 else attr(n, "split")
+        if sizes is None or len(set(list(sizes))) > 1:
+            return "unequal Split", None
+    return None
+
+
+# what the importer gets wrong or refuses in an op it otherwise translates
+OP_CHECKS = {"Softmax": _softmax, "Conv": _conv, "Reshape": _reshape, "Flatten": _flatten, "MatMul": _matmul,
+             "Slice": _slice, "Clip": _clip, "Split": _split}
+
+
+def _node_finding(n, g: Graph) -> Finding:
+    if n.domain not in ("", "ai.onnx"):
+        return f"custom domain {n.domain!r}", None
+    if n.op_type in M.QUANTIZED_OPS:
+        return "quantized op: MXNet imports float graphs only (build without --quantize, see --backend mxnet)", None
+    if n.op_type not in SUPPORTED:
+        computed = [x for x in n.input if x]
+        foldable = bool(computed) and all(x in g.shape_math or x in g.consts for x in computed)
+        return "no MXNet importer translation for this op", "fold" if foldable else None
+    if n.op_type in AXES_AS_INPUT and len(n.input) > 1 and n.input[1]:
+        return "axes given as an input (opset >= 13)", "rewrite" if n.input[1] in g.consts else "fold"
+    check_op = OP_CHECKS.get(n.op_type)
+    return check_op(n, g) if check_op else None
+
+
 def check(model: onnx.ModelProto) -> list[Problem]:
     """Every node the importer would refuse or get wrong; `rewrite` marks the ones edgepack fixes."""
-    opset = M.opset(model)
-    consts, ranks = constants(model), _ranks(model)
-    shape_math = _shape_computations(model)
+    g = Graph(M.opset(model), constants(model), _ranks(model), _shape_computations(model))
     problems = []
     for i, n in enumerate(model.graph.node):
-        name = n.name or f"{n.op_type}_{i}"
-
-        def p(reason: str, fix: str | None = None, name=name, op=n.op_type) -> None:
-            problems.append(Problem(name, op, reason, fix))
-
-        if n.domain not in ("", "ai.onnx"):
-            p(f"custom domain {n.domain!r}")
-        elif n.op_type in M.QUANTIZED_OPS:
-            p("quantized op: MXNet imports float graphs only (build without --quantize, see --backend mxnet)")
-        elif n.op_type not in SUPPORTED:
-            computed = [x for x in n.input if x]
-            foldable = bool(computed) and all(x in shape_math or x in consts for x in computed)
-            p("no MXNet importer translation for this op", "fold" if foldable else None)
-        elif n.op_type in AXES_AS_INPUT and len(n.input) > 1 and n.input[1]:
-            p("axes given as an input (opset >= 13)", "rewrite" if n.input[1] in consts else "fold")
-        elif n.op_type == "Softmax" and opset < 13 and ranks.get(n.input[0], 2) > 2:
-            p(f"{ranks[n.input[0]]}-D Softmax at opset {opset}: the importer computes it over one axis only "
-              "(wrong numbers, no error)", "rewrite")
-        elif n.op_type == "Conv" and str(attr(n, "auto_pad", b"NOTSET"), "ascii") in ("SAME_UPPER", "SAME_LOWER"):
-            p("auto_pad=SAME_*: the importer ignores it (wrong output shape, no error)", "rewrite")
-        elif n.op_type == "Reshape" and n.input[1] not in consts:
-            p("target shape computed at run time (a Shape→…→Concat chain)", "fold")
-        elif n.op_type == "Flatten" and attr(n, "axis", 1) != 1:
-            p(f"Flatten axis={attr(n, 'axis')}: the importer flattens from axis 1 only")
-        elif n.op_type == "MatMul" and (ranks.get(n.input[0], 2) > 2 or ranks.get(n.input[1], 2) > 2):
-            p("MatMul with a >2-D operand: the importer handles 2-D × 2-D only")
-        elif n.op_type == "Slice" and len(n.input) > 1:
-            p("starts/ends given as int64 inputs (opset >= 10): the importer's slice fails on them",
-              "fold" if n.input[0] in shape_math else None)
-        elif n.op_type == "Clip" and len(n.input) == 1 and attr(n, "min") is None and attr(n, "max") is None:
-            p("Clip without bounds")
-        elif n.op_type == "Clip" and any(x and x not in consts for x in n.input[1:]):
-            p("min/max computed at run time")
-        elif n.op_type == "Split" and (len(n.input) > 1 or attr(n, "split") is not None):
-            sizes = consts.get(n.input[1]) if len(n.input) > 1 else attr(n, "split")
-            if sizes is None or len(set(list(sizes))) > 1:
-                p("unequal Split")
+        found = _node_finding(n, g)
+        if found:
+            problems.append(Problem(n.name or f"{n.op_type}_{i}", n.op_type, *found))
     return problems
 
 
