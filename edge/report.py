@@ -74,6 +74,19 @@ def _ratio(a, b) -> str:
     return f"{b / a:.2f}×"
 
 
+def _channels_pruned(p: dict) -> str:
+    return (f"{len(p['pruned'])} layers pruned, {len(p['skipped'])} kept; MACs {_count(p['macs_before'])} → "
+            f"{_count(p['macs_after'])}")
+
+
+def _weights_zeroed(p: dict) -> str:
+    return f"{p['zero_share']:.1%} of {_count(p['weights'])} weights zero"
+
+
+# the first note of a pass's row, from what that pass recorded (passes not named here have only their notes)
+PASS_SUMMARIES = {"prune-channels": _channels_pruned, "prune-weights": _weights_zeroed}
+
+
 def print_optimize(report: dict) -> None:
     passes = Table(title="passes")
     for col in ("pass", "status", "nodes", "size", "time", "notes"):
@@ -83,11 +96,8 @@ def print_optimize(report: dict) -> None:
         notes = list(p.get("notes", []))
         if p.get("ops_removed"):
             notes.insert(0, "removed " + ", ".join(f"{k}×{v}" for k, v in list(p["ops_removed"].items())[:6]))
-        if p["name"] == "prune-channels":
-            notes.insert(0, f"{len(p['pruned'])} layers pruned, {len(p['skipped'])} kept; MACs "
-                            f"{_count(p['macs_before'])} → {_count(p['macs_after'])}")
-        if p["name"] == "prune-weights":
-            notes.insert(0, f"{p['zero_share']:.1%} of {_count(p['weights'])} weights zero")
+        if p["name"] in PASS_SUMMARIES:
+            notes.insert(0, PASS_SUMMARIES[p["name"]](p))
         passes.add_row(p["name"], p["status"], f"{b['nodes']} → {a['nodes']}",
                        f"{human_bytes(b['bytes'])} → {human_bytes(a['bytes'])}", f"{p['seconds']:.2f}s",
                        escape("; ".join(notes)))
