@@ -88,8 +88,11 @@ def snapshot(folder: Path) -> dict[str, str]:
             found[rel] = "-> " + os.readlink(p)
         elif p.is_dir():
             found[rel] = "dir"
-        elif p.is_file():
+        elif p.is_file() and os.access(p, os.R_OK):
             found[rel] = hashlib.sha256(p.read_bytes()).hexdigest()
+        elif p.is_file():  # a case's mode-000 file: as a user, not even the test may read it
+            st = p.stat()
+            found[rel] = f"unreadable: {st.st_size} bytes, mode {st.st_mode:o}, modified {st.st_mtime_ns}"
         else:
             found[rel] = "special"
     return found
