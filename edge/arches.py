@@ -56,5 +56,6 @@ def get(name: str) -> Arch:
     return arch
 
 
+@functools.cache
 def by_elf_machine() -> dict[str, str]:
     return {a.elf_machine: a.name for a in all_arches().values()}

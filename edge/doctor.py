@@ -122,8 +122,9 @@ def _binfmt_commands(arch: str) -> tuple[tuple[str, ...], ...]:
 
 
 def emulation(arch: str) -> Result:
-    entry = BINFMT / arches.get(arch).qemu
-    qemu = shutil.which(f"{arches.get(arch).qemu}-static")
+    emulator = arches.get(arch).qemu
+    entry = BINFMT / emulator
+    qemu = shutil.which(f"{emulator}-static")
     enabled = entry.exists() and "enabled" in entry.read_text()
     if qemu and enabled:
         interpreter = next((ln.split()[1] for ln in entry.read_text().splitlines() if ln.startswith("interpreter")),
@@ -157,7 +158,8 @@ def check_binutils(need: Need) -> list[Result]:
 def check_compilers(need: Need) -> list[Result]:
     results = []
     for arch in sorted({t.arch for t in need.targets}):
-        compiler, package = arches.get(arch).compiler, arches.get(arch).compiler_package
+        a = arches.get(arch)
+        compiler, package = a.compiler, a.compiler_package
         found = shutil.which(compiler)
         results.append(Result(f"compiler-{arch}", "ok", f"{found} (builds the onefile bootloader that names a full "
                               "temporary folder)") if found else

@@ -83,8 +83,6 @@ PATCHES = [
      "        signal(pyi_ctx->child_signal, SIG_DFL);\n        raise(pyi_ctx->child_signal);\n"),
 ]
 
-# PyInstaller's folder name for each architecture's bootloaders
-
 
 def _key() -> str:
     """Changes with the patch, so a changed patch is compiled again."""
@@ -92,8 +90,8 @@ def _key() -> str:
 
 
 def _extract(archive: Path, dest: Path) -> None:
-    """Only plain files and folders inside `dest`. tarfile's "data" filter does that from Python 3.11.4; Debian
-    12's Python is 3.11.2, so there the same refusals are made here."""
+    """Only files, folders and links that stay inside `dest`. tarfile's "data" filter does that from Python
+    3.11.4; Debian 12's Python is 3.11.2, so there the same refusals are made here."""
     with tarfile.open(archive) as t:
         if hasattr(tarfile, "data_filter"):
             t.extractall(dest, filter="data")

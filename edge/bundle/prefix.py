@@ -65,9 +65,10 @@ def _apt(root: Path, suite: str, arch: str) -> list[str]:
 def create(path: Path, target, log: Path, progress, pins: list[str], extra_debs=()) -> dict:
     """Make the prefix, site-packages and wrappers under `path`; return what was installed."""
     arch, suite, py = target.arch, target.runtime["debian"], target.python
+    debian = arches.get(arch).debian
     check_emulation(arch)
     apt = _apt(path / "apt", suite, arch)
-    progress(f"build environment: Debian {suite} {arches.get(arch).debian} package lists")
+    progress(f"build environment: Debian {suite} {debian} package lists")
     run_logged(["apt-get", *apt, "update"], log, "apt-get update", progress)
     roots = [f"python{py}-minimal", f"libpython{py}", f"libpython{py}-stdlib", "libstdc++6", "zlib1g", *extra_debs]
     closure = subprocess.run(["apt-cache", *apt, "depends", "--recurse", "--no-recommends", "--no-suggests",
@@ -80,7 +81,7 @@ def create(path: Path, target, log: Path, progress, pins: list[str], extra_debs=
         packages += ["python3-numpy", *REFERENCE_BLAS_DEBS, "libgfortran5"]
     debs = path / "debs"
     debs.mkdir()
-    progress(f"build environment: downloading {len(packages)} {arches.get(arch).debian} packages")
+    progress(f"build environment: downloading {len(packages)} {debian} packages")
     run_logged(["apt-get", *apt, "download", *packages], log, "apt-get download", progress, cwd=debs)
     root = path / "root"
     for deb in sorted(debs.glob("*.deb")):
