@@ -290,11 +290,15 @@ class Interrupted(KeyboardInterrupt):
         self.signum = signum
 
 
+def _ignore_signals() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def _interrupt(signum, frame):
     # the first signal unwinds (temp files, work folders and child processes are cleaned up on the way);
     # a second one (a terminal's Ctrl-C reaches every process of the group) must not cut that short
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    _ignore_signals()
     raise Interrupted(signum)
 
 
@@ -320,6 +324,9 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:  # a file problem no step above names more precisely
         print(f"edge: error: {files.os_error(e, doing='failed').message}", file=sys.stderr)
         return OutputError.exit_code
+    finally:
+        _ignore_signals()  # the job is over, whatever its end: a late signal must not turn it into a traceback
+        files.sweep_folders()
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import errno
 import hashlib
 import json
 import os
+import secrets
 import shutil
 import stat
 import tempfile
@@ -206,12 +207,54 @@ def json_default(o):
     raise TypeError(type(o).__name__)
 
 
+# Scratch folders this process made and has not removed yet. A name goes in before its folder is made and
+# leaves only after the folder is gone, so a signal landing anywhere in between leaves sweep_folders() the
+# rest of the job.
+_unremoved: set[Path] = set()
+
+
+def make_folder(prefix: str, where: Path) -> Path:
+    """tempfile.mkdtemp, but recorded for sweep_folders() before it exists."""
+    while True:
+        folder = where / f"{prefix}{secrets.token_hex(5)}"
+        _unremoved.add(folder)
+        try:
+            folder.mkdir(mode=0o700)
+            return folder
+        except FileExistsError:  # another process's folder: not ours to sweep
+            _unremoved.discard(folder)
+        except BaseException:
+            if not folder.is_dir():
+                _unremoved.discard(folder)
+            raise
+
+
+def remove_folder(folder: Path) -> None:
+    shutil.rmtree(folder, ignore_errors=True)
+    _unremoved.discard(folder)
+
+
+def sweep_folders() -> None:
+    """Remove what an interrupted clean-up left (run on the way out, with signals ignored)."""
+    for folder in list(_unremoved):
+        remove_folder(folder)
+
+
+@contextlib.contextmanager
+def scratch_folder(prefix: str, where: Path | None = None):
+    folder = make_folder(prefix, where or Path(tempfile.gettempdir()))
+    try:
+        yield folder
+    finally:
+        remove_folder(folder)
+
+
 @contextlib.contextmanager
 def work_folder(prefix: str, parent: Path | None = None):
     """A scratch folder (in TMPDIR unless `parent` is given), removed afterwards whatever happens."""
     where = parent or Path(tempfile.gettempdir())
     try:
-        folder = Path(tempfile.mkdtemp(prefix=prefix, dir=where))
+        folder = make_folder(prefix, where)
     except OSError as e:
         raise os_error(e, where, doing="cannot create a work folder (set TMPDIR to another folder)") \
             from None
@@ -228,4 +271,4 @@ def work_folder(prefix: str, parent: Path | None = None):
             raise OutputError(f"{where}: cannot write in the work folder: {e.os_reason}; {hint}") from None
         raise
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        remove_folder(folder)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from google.protobuf.message import DecodeError
 from onnx import helper, numpy_helper
 
 from edge.errors import ModelError, ShapeError, UsageError
-from edge.files import check_readable_file, os_error, write_bytes
+from edge.files import check_readable_file, os_error, scratch_folder, write_bytes
 
 Dim = int | str | None  # a fixed size, a symbolic name, or unknown
 
@@ -300,7 +299,7 @@ def scratch_cwd():
     """Run a library call whose failure path writes debug files into the current folder (onnxruntime's
     symbolic shape inference writes sym_shape_infer_temp.onnx) inside a throwaway folder instead."""
     old = os.getcwd()
-    with tempfile.TemporaryDirectory(prefix="edge-scratch-") as tmp:
+    with scratch_folder("edge-scratch-") as tmp:
         os.chdir(tmp)
         try:
             yield

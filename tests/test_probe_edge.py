@@ -16,6 +16,7 @@ import onnx
 import pytest
 from google.protobuf import json_format, text_format
 
+from edge import files
 from tests import probe
 from tests.probe import edge_cmd, expect_failure, private_env, snapshot
 
@@ -364,3 +365,14 @@ def test_signal_during_optimize_cleans_up(case, sig):
     assert p.returncode == 128 + sig, err
     assert "Traceback" not in err and "interrupted" in err
     assert snapshot(case) == before and probe.leftovers(tmp) == []
+
+
+def test_scratch_folder_whose_clean_up_was_cut_short_is_swept_on_the_way_out(tmp_path):
+    # a signal can land after the folder is made and before its `with` owns it, or halfway through its
+    # removal: edge's exit path finishes the job, and leaves another process's folder alone
+    ours = files.make_folder("edge-scratch-", tmp_path)
+    (ours / "sym_shape_infer_temp.onnx").write_bytes(b"half")
+    theirs = tmp_path / "edge-scratch-theirs"
+    theirs.mkdir()
+    files.sweep_folders()
+    assert list(tmp_path.iterdir()) == [theirs]
