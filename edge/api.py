@@ -37,14 +37,14 @@ def _fields(options: dict) -> dict:
 
 def _app_options(app: str | None, given: dict) -> dict:
     """The app's own options, converted as its flags would be (a str for a Path option becomes a Path)."""
-    from edge.bundle import apps
+    from edge import apps
     from edge.errors import UsageError
 
     if not given:
         return {}
-    if app not in apps.APPS:
-        raise UsageError(f"app_options without a known app (apps: {', '.join(apps.APPS)})")
-    types = {o.dest: o.type for o in apps.APPS[app].options}
+    if app not in apps.registered():
+        raise UsageError(f"app_options without a known app (apps: {', '.join(apps.registered())})")
+    types = {o.dest: o.type for o in apps.registered()[app].options}
     unknown = sorted(set(given) - set(types))
     if unknown:
         raise UsageError(f"app {app} has no option(s) {', '.join(unknown)}; it has {', '.join(types) or 'none'}")
@@ -54,18 +54,20 @@ def _app_options(app: str | None, given: dict) -> dict:
 def inspect(model: PathLike, input_shapes: dict[str, list[int]] | None = None, backend: str | None = None,
             tensors: bool = False) -> dict:
     """What `edge inspect --json` prints: the model's inputs, outputs, ops, parameters, MACs; with
-    backend="mxnet" also `backend_check` (what MXNet's importer cannot take, before and after the lossless
-    passes). Never raises for backend problems: `backend_check["blocking"]` lists them."""
+    a backend that cannot take every model also `backend_check` (for MXNet: what its importer cannot take, before
+    and after the lossless passes). Never raises for backend problems: `backend_check["blocking"]` lists them."""
     from edge import describe
     from edge import model as M
 
     path = Path(model)
     m = M.load(path, check=False)
     info = describe.describe(m, path, tensors=tensors, input_shapes=input_shapes or {})
-    if backend == "mxnet":
-        from edge.backends import mxnet_ops
+    if backend:
+        from edge import backends
 
-        info["backend_check"] = mxnet_ops.preflight(m, {"input_shapes": input_shapes or {}}).as_dict()
+        check = backends.get(backend).preflight(m, input_shapes or {})
+        if check is not None:
+            info["backend_check"] = check
     return info
 
 
@@ -78,17 +80,20 @@ def optimize(model: PathLike, output: PathLike, progress=None, target: str | Non
     return pipeline.optimize(opts, progress)
 
 
-def build(model: PathLike, output: PathLike, target: str = "x86_64", *, backend: str = "onnxruntime",
+def build(model: PathLike, output: PathLike, target: str = "x86_64", *, backend: str | None = None,
           app: str | None = None, app_options: dict | None = None, optimize: dict | None = None,
           onedir: bool = False, threads: int | None = None, runtime_wheel: PathLike | None = None,
           runtime_tmpdir: str | None = None, progress=print) -> dict:
     """`edge build MODEL -o OUTPUT --target TARGET`: writes the executable and its .report.json; returns the
-    report. `optimize`: pipeline options as for optimize(); `app_options`: the app's own (e.g. {"labels": …})."""
+    report. `optimize`: pipeline options as for optimize(); `app_options`: the app's own (e.g. {"labels": …});
+    `backend`: a name in edge.backends.NAMES (default: edge.backends.DEFAULT)."""
+    from edge import backends
     from edge.bundle import builder
 
     opts = builder.BuildOptions(
         model=Path(model), output=Path(output), target=target, onedir=onedir, threads=threads,
-        runtime_wheel=_path(runtime_wheel), optimize=_fields(optimize or {}), app=app, backend=backend,
+        runtime_wheel=_path(runtime_wheel), optimize=_fields(optimize or {}), app=app,
+        backend=backend or backends.DEFAULT,
         app_options=_app_options(app, app_options or {}),
         runtime_tmpdir=runtime_tmpdir)
     return builder.build(opts, progress=progress)

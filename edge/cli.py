@@ -45,8 +45,8 @@ def _inspect_args(ins: argparse.ArgumentParser) -> None:
     ins.add_argument("--json", action="store_true", help="print JSON instead of a table")
     ins.add_argument("--tensors", action="store_true", help="also list every node with its input/output tensors")
     ins.add_argument("--backend", choices=backends.NAMES,
-                     help="also check that this backend can take every node (mxnet: lists what its importer refuses, "
-                          "in the file and after the lossless passes a build runs)")
+                     help="also check that this backend can take every node (what its importer refuses, in the file "
+                          "and after the lossless passes a build runs)")
     ins.add_argument("--input-shape", action="append", metavar="NAME=D1,D2,...",
                      help="fix an input's dynamic dimensions as edge optimize/build would: for MACs and for "
                           "--backend (repeatable)")
@@ -63,8 +63,7 @@ def _optimize_args(opt: argparse.ArgumentParser) -> None:
 
 
 def _build_args(bld: argparse.ArgumentParser) -> None:
-    from edge import backends
-    from edge.bundle import apps
+    from edge import apps, backends
 
     bld.add_argument("model", type=Path)
     bld.add_argument("-o", "--output", type=Path, required=True, help="the executable (e.g. dist/NAME)")
@@ -77,13 +76,13 @@ def _build_args(bld: argparse.ArgumentParser) -> None:
                           "boards with a small /tmp can use e.g. /var/tmp or a folder beside the executable)")
     bld.add_argument("--runtime-wheel", type=Path, metavar="WHEEL",
                      help="an onnxruntime wheel to use instead of PyPI's (e.g. a vendor build for Jetson)")
-    bld.add_argument("--backend", choices=backends.NAMES, default="onnxruntime",
-                     help="inference runtime inside the executable (default onnxruntime; mxnet: float models, "
-                          "x86_64 and the aarch64 boards)")
-    bld.add_argument("--app", choices=list(apps.APPS),
+    bld.add_argument("--backend", choices=backends.NAMES, default=backends.DEFAULT,
+                     help=f"inference runtime inside the executable (default {backends.DEFAULT}): "
+                          + "; ".join(f"{n}: {backends.get(n).description}" for n in backends.NAMES))
+    bld.add_argument("--app", choices=list(apps.registered()),
                      help="what the executable runs besides the bare model: "
-                          + "; ".join(f"{a.name}: {a.description}" for a in apps.APPS.values()))
-    for app in apps.APPS.values():
+                          + "; ".join(f"{a.name}: {a.description}" for a in apps.registered().values()))
+    for app in apps.registered().values():
         for o in app.options:
             bld.add_argument(o.flag, dest=f"app_{o.dest}", type=o.type, metavar=o.metavar, help=o.help)
     add_optimize_options(bld)
@@ -207,10 +206,10 @@ def cmd_build(args) -> int:
 
 def _app_options(args) -> dict:
     """The chosen app's own flags; another app's flag given is a usage error."""
-    from edge.bundle import apps
+    from edge import apps
 
     chosen = {}
-    for app in apps.APPS.values():
+    for app in apps.registered().values():
         for o in app.options:
             value = getattr(args, f"app_{o.dest}")
             if value is not None and app.name != args.app:

@@ -14,10 +14,10 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from edge import arches
+from edge import apps, arches, backends
 from edge import targets as T
 from edge.errors import SetupError
 from edge.runtime.fsutil import reason, unwritable
@@ -49,7 +49,7 @@ class Result:
 
     def line(self) -> str:
         mark = {"ok": "ok  ", "warn": "warn", "fail": "FAIL"}[self.status]
-        return f"{mark} {self.check:<18} {self.detail}" + (f" — {self.fix}" if self.fix else "")
+        return f"{mark} {self.check:<24} {self.detail}" + (f" — {self.fix}" if self.fix else "")
 
     def as_dict(self) -> dict:
         return {**asdict(self), "commands": [" ".join(c) for c in self.commands]}
@@ -60,8 +60,8 @@ class Need:
     """What a set of builds uses: boards, apps and backends, and whether the test suite runs too."""
 
     targets: tuple[T.Target, ...]
-    apps: frozenset[str] = frozenset({"voice-commands"})
-    backends: frozenset[str] = frozenset({"onnxruntime", "mxnet"})
+    apps: frozenset[str] = field(default_factory=lambda: frozenset(apps.registered()))
+    backends: frozenset[str] = frozenset(backends.NAMES)
     tests: bool = False
     survey: bool = True  # also measure the cache's size (a walk of ~1 GB; `edge build` skips it)
 
@@ -104,13 +104,18 @@ def check_python(need: Need) -> Result:
     return Result("python", "ok", f"Python {sys.version.split()[0]} with venv ({sys.executable})")
 
 
-def check_portaudio(need: Need) -> Result:
-    return _libraries("portaudio", {"portaudio": "libportaudio2"}, "bundled into the voice-command executable")
-
-
-def check_mxnet_libraries(need: Need) -> Result:
-    return _libraries("mxnet-libraries", {"gomp": "libgomp1", "quadmath": "libquadmath0"},
-                      "MXNet 1.9.1's libmxnet.so links them; it converts and runs models here")
+def check_libraries(need: Need) -> list[Result]:
+    """What the apps and backends in use take from this machine when it builds for itself."""
+    results = []
+    for name in sorted(need.apps):
+        wanted = apps.registered()[name].host_libraries if need.host_targets else {}
+        if wanted:
+            results.append(_libraries(f"{name}-libraries", wanted, f"bundled into --app {name} executables"))
+    for name in sorted(need.backends):
+        wanted = {lib: deb for t in need.host_targets for lib, deb in backends.get(name).host_libraries(t).items()}
+        if wanted:
+            results.append(_libraries(f"{name}-libraries", wanted, f"--backend {name} loads them here"))
+    return results
 
 
 def _binfmt_commands(arch: str) -> tuple[tuple[str, ...], ...]:
@@ -281,9 +286,7 @@ class Check:
 
 CHECKS: dict[str, Check] = {
     "python": Check(check_python, lambda n: True),
-    "portaudio": Check(check_portaudio, lambda n: "voice-commands" in n.apps and bool(n.host_targets)),
-    "mxnet-libraries": Check(check_mxnet_libraries,
-                             lambda n: "mxnet" in n.backends and any(t.mxnet.get("mxnet") for t in n.host_targets)),
+    "libraries": Check(check_libraries, lambda n: bool(n.host_targets)),
     "emulation": Check(check_emulation, lambda n: bool(n.emulated_archs)),
     "binutils": Check(check_binutils, lambda n: bool(n.emulated_archs)),
     "compilers": Check(check_compilers, lambda n: True),

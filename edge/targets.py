@@ -8,19 +8,24 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edge import arches
+from edge import arches, backends
 from edge.errors import TargetError
 
 REQUIRED = ("name", "description", "arch", "glibc_floor", "base", "python", "default_threads", "default_quantize",
             "runtime")
 REQUIRED_RUNTIME = ("onnxruntime", "numpy", "pyinstaller")
-# every key a board file may hold, per table: a misspelt key is an error, never a silently ignored setting
-KEYS = {
-    "": (*REQUIRED, "quantize_activations", "mxnet"),
+OWN_KEYS = {
+    "": (*REQUIRED, "quantize_activations"),
     "runtime": ("debian", *REQUIRED_RUNTIME, "numpy_without_blas"),
-    "mxnet": ("mxnet", "numpy", "onnx", "pyinstaller", "pip", "blas", "relink", "unavailable"),
-    "mxnet.relink": ("replace", "remove", "add", "debs"),
 }
+
+
+def keys() -> dict[str, tuple[str, ...]]:
+    """Every key a board file may hold, per table: its own, and the tables backends read (a misspelt key is an
+    error, never a silently ignored setting)."""
+    extra = backends.board_tables()
+    tops = tuple(t for t in extra if "." not in t)
+    return {**OWN_KEYS, "": (*OWN_KEYS[""], *tops), **extra}
 
 
 @dataclass(frozen=True)
@@ -34,15 +39,14 @@ class Target:
     default_threads: int
     default_quantize: str
     runtime: dict = field(default_factory=dict)
-    mxnet: dict = field(default_factory=dict)  # optional [mxnet] table: pins, or `unavailable` with the reason
+    tables: dict = field(default_factory=dict)  # backends' own tables (their pins, or `unavailable` and why)
     quantize_activations: str = "int8"  # int8 static's activation type: int8 (S8S8) or uint8 (U8S8)
     path: Path | None = None
 
     def as_dict(self) -> dict:
         d = {k: getattr(self, k) for k in REQUIRED}
         d["quantize_activations"] = self.quantize_activations
-        if self.mxnet:
-            d["mxnet"] = self.mxnet
+        d.update(self.tables)
         d["file"] = str(self.path) if self.path else None
         return d
 
@@ -72,12 +76,12 @@ def load_file(path: Path) -> Target:
     activations = data.get("quantize_activations", "int8")
     if activations not in ("int8", "uint8"):
         raise TargetError(f"{path}: quantize_activations = {activations!r}: choose int8 or uint8")
-    return Target(**{k: data[k] for k in REQUIRED}, mxnet=data.get("mxnet", {}), quantize_activations=activations,
-                  path=path)
+    tables = {t: data[t] for t in backends.board_tables() if "." not in t and t in data}
+    return Target(**{k: data[k] for k in REQUIRED}, tables=tables, quantize_activations=activations, path=path)
 
 
 def _refuse_unknown_keys(path: Path, data: dict) -> None:
-    for table, allowed in KEYS.items():
+    for table, allowed in keys().items():
         values = data
         for part in table.split(".") if table else ():
             values = values.get(part) if isinstance(values, dict) else None

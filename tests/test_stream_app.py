@@ -10,7 +10,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from edge import model as M
-from edge.bundle.apps import VOICE_COMMANDS
+from edge.apps.voice_commands import APP as VOICE_COMMANDS
 from edge.errors import DataError, ModelError
 from edge.runtime.audio.app import Listener
 from edge.runtime.audio.settings import ListenConfig, VoiceSettings

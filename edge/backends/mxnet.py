@@ -7,21 +7,30 @@ from __future__ import annotations
 import json
 import subprocess
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import onnx
-
-from edge import evaluate
-from edge.backends import mxnet_ops, mxnet_relink, mxnet_rewrites
 from edge.errors import BackendError, BuildError, TargetError
 
+if TYPE_CHECKING:
+    import numpy as np
+    import onnx
+
 CONVERTER = Path(__file__).resolve().parent / "mx_convert.py"
-TOLERANCE = evaluate.PARITY_RTOL  # MXNet against onnxruntime, as the executable's parity gate
 FLOAT_ONLY = ("int8", "int8-dynamic", "fp16", "auto")
+
+
+def _tolerance() -> float:
+    from edge import evaluate
+
+    return evaluate.PARITY_RTOL  # MXNet against onnxruntime, as the executable's parity gate
 
 
 class MXNet:
     name = "mxnet"
+    description = "float models, x86_64 and the aarch64 boards"
+    python_packages = ("mxnet",)
+    board_tables = {"mxnet": ("mxnet", "numpy", "onnx", "pyinstaller", "pip", "blas", "relink", "unavailable"),
+                    "mxnet.relink": ("replace", "remove", "add", "debs")}
     runtime_module = "mx"
     hidden = ("mxnet",)
     # host-side or download-only parts: the importer (needs onnx), plotting, HTTP
@@ -32,8 +41,10 @@ class MXNet:
             "_lzma")
 
     def check(self, target, optimize, source, source_path) -> None:
+        from edge.backends import mxnet_ops, mxnet_relink
+
         quantize = optimize.get("quantize")
-        table = getattr(target, "mxnet", {}) or {}
+        table = target.tables.get(self.name, {})
         if "unavailable" in table:
             raise TargetError(f"--backend mxnet --target {target.name}: {table['unavailable']}. Use --backend "
                               "onnxruntime for this board (or --target x86_64 for MXNet)")
@@ -51,17 +62,22 @@ class MXNet:
     def requirements(self, target, runtime_wheel: Path | None) -> list[str]:
         if runtime_wheel:
             raise BackendError("--runtime-wheel replaces onnxruntime; it does not go with --backend mxnet")
-        t = target.mxnet
+        t = target.tables[self.name]
         return [f"{k}=={t[k]}" for k in ("mxnet", "numpy", "onnx", "pyinstaller")] + list(t.get("pip", ()))
 
     def key(self, target) -> dict:
-        return {"backend": self.name, "pins": target.mxnet}
+        return {"backend": self.name, "pins": target.tables[self.name]}
 
     def probe(self) -> str:
         return "{'mxnet': __import__('mxnet').__version__}"
 
     def package(self, model_path: Path, model: onnx.ModelProto, payload: Path, env, work: Path,
                 feeds: list[dict[str, np.ndarray]], progress) -> dict:
+        import onnx
+
+        from edge import evaluate
+        from edge.backends import mxnet_ops, mxnet_rewrites
+
         mxnet_ops.refuse_converted(model_path, model)
         fixed = onnx.ModelProto()
         fixed.CopyFrom(model)
@@ -98,6 +114,11 @@ class MXNet:
 
     def _parity(self, env, model: onnx.ModelProto, prefix: Path, feeds, work: Path) -> dict:
         """MXNet against onnxruntime; on a difference, name the first node whose output departs."""
+        import numpy as np
+
+        from edge import evaluate
+
+        tolerance = _tolerance()
         names = sorted(feeds[0])
         inputs, out = work / "mx-in.npz", work / "mx-out.npz"
         np.savez(inputs, **{n: np.stack([f[n] for f in feeds]) for n in names})
@@ -108,14 +129,20 @@ class MXNet:
             got = [[z[k][i].reshape(r.shape) if z[k][i].size == r.size else z[k][i] for k, r in zip(keys, ref[i])]
                    for i in range(len(feeds))]
         diff = evaluate.max_rel_diff(ref, got)
-        if diff <= TOLERANCE:
-            return {"samples": len(feeds), "max_rel_diff": diff, "tolerance": TOLERANCE}
+        if diff <= tolerance:
+            return {"samples": len(feeds), "max_rel_diff": diff, "tolerance": tolerance}
         where = self._first_divergence(env, model, prefix, feeds, inputs, work)
         raise BackendError(f"MXNet's conversion gives other numbers than onnxruntime (max relative difference "
-                           f"{diff:.3g} > {TOLERANCE}); first diverging node: {where}. Nothing was packaged; use "
+                           f"{diff:.3g} > {tolerance}); first diverging node: {where}. Nothing was packaged; use "
                            "--backend onnxruntime for this model")
 
     def _first_divergence(self, env, model, prefix, feeds, inputs, work) -> str:
+        import numpy as np
+        import onnx
+
+        from edge import evaluate
+
+        tolerance = _tolerance()
         out = work / "mx-internals.npz"
         self._converter(env, ["run", prefix, inputs, out, "--internals"], "running the converted model's nodes")
         probe = onnx.ModelProto()
@@ -138,7 +165,7 @@ class MXNet:
             if got.size != want.size:
                 return f"{n.name} ({n.op_type}): output shape {list(got.shape)}, onnxruntime {list(want.shape)}"
             d = float(np.max(np.abs(got.reshape(want.shape) - want)) / max(1.0, float(np.max(np.abs(want)))))
-            if d > TOLERANCE:
+            if d > tolerance:
                 return f"{n.name} ({n.op_type}): relative difference {d:.3g}"
         return "(no named intermediate output differs; the difference is in the final outputs)"
 
@@ -150,10 +177,25 @@ class MXNet:
         return [(str(lib), "mxnet")]
 
     def debs(self, target) -> tuple[str, ...]:
+        from edge.backends import mxnet_relink
+
         return mxnet_relink.debs(target)
 
     def finish_env(self, env_path, target, log, progress) -> dict:
+        from edge.backends import mxnet_relink
+
         return mxnet_relink.relink(env_path, target, log, progress)
+
+    def host_libraries(self, target) -> dict[str, str]:
+        # MXNet 1.9.1's libmxnet.so links them, and it converts and runs models here whatever the board
+        if not target.tables.get(self.name, {}).get("mxnet"):
+            return {}
+        return {"gomp": "libgomp1", "quadmath": "libquadmath0"}
+
+    def preflight(self, model, input_shapes) -> dict:
+        from edge.backends import mxnet_ops
+
+        return mxnet_ops.preflight(model, {"input_shapes": input_shapes}).as_dict()
 
 
 BACKEND = MXNet()

@@ -44,13 +44,13 @@ RELINK_KEYS = ("replace", "remove", "add", "debs")
 
 def plan(target) -> dict | None:
     """The board's [mxnet.relink] table, checked; None where the wheel needs no relinking (x86_64)."""
-    table = (target.mxnet or {}).get("relink")
+    table = target.tables.get("mxnet", {}).get("relink")
     if table is None:
         return None
     missing = [k for k in RELINK_KEYS if k not in table]
     if missing:
         raise TargetError(f"{target.path}: [mxnet.relink] misses {', '.join(missing)}")
-    blas = target.mxnet.get("blas")
+    blas = target.tables.get("mxnet", {}).get("blas")
     if blas not in BLAS:
         raise TargetError(f"{target.path}: [mxnet] blas = {blas!r}: choose one of {', '.join(BLAS)}")
     return table
@@ -58,7 +58,7 @@ def plan(target) -> dict | None:
 
 def debs(target) -> tuple[str, ...]:
     table = plan(target)
-    return (*table["debs"], *BLAS[target.mxnet["blas"]].debs) if table else ()
+    return (*table["debs"], *BLAS[target.tables["mxnet"]["blas"]].debs) if table else ()
 
 
 def patchelf() -> str:
@@ -76,7 +76,7 @@ def relink(env_path: Path, target, log: Path, progress) -> dict:
     lib = next(env_path.glob("site/mxnet/libmxnet.so"), None)
     if lib is None:
         raise BuildError(f"{env_path}: mxnet/libmxnet.so is missing from the build environment")
-    blas = BLAS[target.mxnet["blas"]]
+    blas = BLAS[target.tables["mxnet"]["blas"]]
     prefix.link_libraries(env_path / "root", target.arch, blas.links)
     tool = patchelf()
     # one change per call: several in one call reordered the entries here
@@ -92,7 +92,7 @@ def relink(env_path: Path, target, log: Path, progress) -> dict:
         raise BuildError(f"{lib}: after patchelf it still needs {stale} and lacks {absent}; see {log}")
     version = subprocess.run([tool, "--version"], capture_output=True, text=True).stdout.split()[-1:]
     progress(f"build environment: libmxnet.so relinked onto {blas.what}")
-    return {"relink": {"library": "mxnet/libmxnet.so", "blas": target.mxnet["blas"], "blas_what": blas.what,
+    return {"relink": {"library": "mxnet/libmxnet.so", "blas": target.tables["mxnet"]["blas"], "blas_what": blas.what,
                        "replaced": dict(table["replace"]), "removed": list(table["remove"]),
                        "added": list(table["add"]), "needed": needed, "links": dict(blas.links),
                        "debian": deb_versions(env_path / "debs", [*table["debs"], *blas.debs]),

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import onnx
+if TYPE_CHECKING:
+    import numpy as np
+    import onnx
 
 
 class OnnxRuntime:
     name = "onnxruntime"
+    description = "any model, every board"
+    python_packages = ("onnxruntime",)
+    board_tables: dict[str, tuple[str, ...]] = {}  # its pins are the board's [runtime] table, which every build reads
     runtime_module = "ort"
     hidden: tuple[str, ...] = ()
     excludes: tuple[str, ...] = ()
@@ -45,6 +50,12 @@ class OnnxRuntime:
 
     def finish_env(self, env_path, target, log, progress) -> dict:
         return {}
+
+    def host_libraries(self, target) -> dict[str, str]:
+        return {}  # its wheel carries what it links
+
+    def preflight(self, model, input_shapes) -> None:
+        return None
 
 
 BACKEND = OnnxRuntime()

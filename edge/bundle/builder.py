@@ -11,9 +11,9 @@ from pathlib import Path
 
 import onnx
 
-from edge import backends, data, doctor, files, pipeline, targets
+from edge import apps, backends, data, doctor, files, pipeline, targets
 from edge import model as M
-from edge.bundle import apps, contents, elf, envs, licences, pyinstaller, verify
+from edge.bundle import contents, elf, envs, licences, pyinstaller, verify
 from edge.errors import BuildError, OutputError
 from edge.runtime.manifest import Manifest, ModelFile, Optimization, Part, Tensor
 from edge.runtime.manifest import Target as ManifestTarget
@@ -31,8 +31,8 @@ class BuildOptions:
     threads: int | None = None
     runtime_wheel: Path | None = None
     optimize: dict = field(default_factory=dict)  # pipeline.Options fields
-    backend: str = "onnxruntime"  # a name in edge.backends
-    app: str | None = None  # a name in apps.APPS
+    backend: str = backends.DEFAULT  # a name in edge.backends.NAMES
+    app: str | None = None  # a name in apps.registered()
     app_options: dict = field(default_factory=dict)
     runtime_tmpdir: str | None = None  # where a onefile executable unpacks itself (PyInstaller's runtime_tmpdir)
 
@@ -126,7 +126,7 @@ def build(opts: BuildOptions, progress=print) -> dict:
         raise OutputError(f"{opts.output}: is a folder; remove it or choose another -o")
     if report_path(opts.output).is_dir():
         raise OutputError(f"{report_path(opts.output)}: the report path is a folder; remove it or choose another -o")
-    app = apps.APPS[opts.app] if opts.app else None
+    app = apps.registered()[opts.app] if opts.app else None
     backend = backends.get(opts.backend)
     doctor.require(target, opts.app, opts.backend)  # emulation, binutils, libraries: before minutes of work
     source = M.load(opts.model)

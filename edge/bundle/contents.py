@@ -6,6 +6,7 @@ import json
 import subprocess
 from pathlib import Path
 
+from edge import apps, backends
 from edge.bundle.envs import BuildEnv
 from edge.errors import BuildError
 
@@ -55,26 +56,31 @@ FORBIDDEN = ("onnx", "onnxruntime.quantization", "onnxruntime.transformers", "Py
              "onnxoptimizer", "torch", "rich")
 
 
-BACKENDS = ("onnxruntime", "mxnet")
-AUDIO = ("libportaudio", "libjack", "libdb-", "_cffi_backend", "_sounddevice", "sounddevice", "cffi")
+def _app_part(name: str) -> str | None:
+    for app in apps.registered().values():
+        if app.component and name.startswith(app.component[1]):
+            return app.component[0]
+    return None
 
 
 def component(name: str) -> str:
     """Which part of the bundle an archive entry belongs to (for the size table in the report)."""
+    backend_packages = backends.python_packages()
     if name.startswith("PYZ:"):
         top = name[4:].split(".")[0]
-        return {"numpy": "numpy", "edge": "edgepack runtime"}.get(top, "runtime backend" if top in BACKENDS
-                                                                   else "audio" if top.startswith(AUDIO)
-                                                                   else "python")
+        return {"numpy": "numpy", "edge": "edgepack runtime"}.get(top, "runtime backend" if top in backend_packages
+                                                                   else _app_part(top) or "python")
     n = name.removeprefix("_internal/")
     if n.startswith("edgepack/"):
         return "model" if n.startswith("edgepack/model") else "edgepack runtime"
     if n.startswith(("numpy/", "numpy.libs/", "libscipy_openblas", "libopenblas", "libgfortran", "libquadmath",
                      "libblas", "liblapack")):
         return "numpy"
-    if n.startswith(AUDIO):
-        return "audio"
-    if n.split("/")[0] in BACKENDS or n.split("/")[0].endswith(".libs") and n.startswith(BACKENDS):
+    part = _app_part(n)
+    if part:
+        return part
+    top = n.split("/")[0]
+    if top in backend_packages or top.endswith(".libs") and n.startswith(backend_packages):
         return "runtime backend"
     if n.startswith(("libpython", "python3", "base_library", "pyi", "struct")) or "/" not in n and "." not in n:
         return "python"

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge import doctor
+from edge.apps import App
 from edge.backends import Backend
 from edge.backends.onnxruntime import BACKEND as ORT
 from edge.bundle import elf, prefix
-from edge.bundle.apps import App
 from edge.bundle.proc import run_logged
 from edge.errors import BuildError, TargetError
 from edge.targets import Target

@@ -6,9 +6,9 @@ import shutil
 from pathlib import Path
 
 from edge import backends
+from edge.apps import App
 from edge.backends import Backend
 from edge.bundle import bootloader, elf
-from edge.bundle.apps import App
 from edge.bundle.envs import BuildEnv, cache_dir
 from edge.bundle.proc import run_logged
 from edge.errors import BuildError

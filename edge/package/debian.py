@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 from pathlib import Path
 
-from edge import files
+from edge import apps, files
 from edge.errors import OutputError, SetupError, UsageError
 from edge.package import built as B
 from edge.package import copyright, repo, service
@@ -80,8 +80,8 @@ def description(b: B.Built) -> tuple[str, str]:
     """(synopsis, extended description) from the manifest."""
     m, app = b.manifest, b.manifest.get("app")
     source, backend = m["model"]["source"], m["backend"]["name"]
-    synopsis = (f"voice commands from a microphone: {source} on {backend} (edgepack)"
-                if app and app["name"] == "voice-commands" else f"ONNX model {source} on {backend} (edgepack)")
+    known = apps.registered().get(app["name"]) if app else None
+    synopsis = f"{known.synopsis if known else 'ONNX model'}{':' if known else ''} {source} on {backend} (edgepack)"
     target = m["target"]
     body = [f"One executable built by edgepack {b.report['edgepack']} for {target['name']} ({target['arch']}, glibc "
             f">= {target['glibc_floor']}): the model {m['model']['source']}, the {m['backend']['name']} runtime "

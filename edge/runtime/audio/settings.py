@@ -1,5 +1,5 @@
 """What the voice-command app is told at build time (the manifest's `app` settings, written by
-edge/bundle/apps.py) and how a run listens (flags, or a caller's own choice): two small typed records."""
+edge/apps/voice_commands.py) and how a run listens (flags, or a caller's own choice): two small typed records."""
 
 from __future__ import annotations
 

@@ -1,47 +1,19 @@
-"""Apps: what an executable runs besides the bare model. Each app names the extra runtime code, pins,
-system packages and bundle rules it needs, and checks the model and its data files at build time."""
+"""The voice-commands app: keyword spotting from a microphone or WAV file. Build time: checks the model against
+its labels file (class names, an optional streaming contract and detector) and writes the app's settings into
+the manifest; run time: edge/runtime/audio."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import onnx
-
-from edge import model as M
+from edge.apps import App, BuildOption
 from edge.errors import DataError, ModelError
 from edge.files import check_readable_file
-from edge.runtime.audio import features
-from edge.runtime.audio.settings import VoiceSettings
 
-
-@dataclass(frozen=True)
-class BuildOption:
-    """A flag an app adds to `edge build`; its value reaches `configure` as options[dest]."""
-
-    flag: str
-    dest: str
-    help: str
-    type: Callable = str
-    metavar: str | None = None
-
-
-@dataclass(frozen=True)
-class App:
-    name: str
-    description: str
-    module: str  # edge/runtime/<module>.py's main(argv, manifest, name) runs the executable
-    runtime_packages: tuple[str, ...]  # subpackages of edge/runtime staged into the executable
-    pip: tuple[str, ...]  # extra pins for the build environment
-    debs: tuple[str, ...]  # extra Debian packages for prefix-based (emulated) build environments
-    hidden: tuple[str, ...]  # modules imported lazily, invisible to PyInstaller's analysis
-    keep: tuple[str, ...]  # modules the bare runtime excludes but this app needs
-    system_libraries: tuple[str, ...]  # libraries the board must provide: never bundled
-    configure: Callable[[onnx.ModelProto, dict], dict]  # (model, options) -> the manifest's app settings
-    default_threads: int | None = None  # inference threads unless `edge build --threads`; None: the target's
-    options: tuple[BuildOption, ...] = ()  # flags this app adds to `edge build`
+if TYPE_CHECKING:  # loaded by configure only: `edge doctor` reads this module before numpy and onnx exist
+    import onnx
 
 
 def _read_labels(path: Path | None) -> dict:
@@ -90,7 +62,6 @@ def _check_detector(detector, path) -> None:
 
 
 MAX_LABELS_BYTES = 1 << 20
-LOGMEL = [1, features.N_MELS, features.N_FRAMES]  # an input fed the log-mel of the last second
 
 
 def _shape(spec) -> str:
@@ -100,6 +71,8 @@ def _shape(spec) -> str:
 def _stream(meta: dict, ins: list, outs: list, path) -> tuple[dict, set[str]]:
     """The streaming contract: one call per step of `chunk_samples` new samples; the audio input gets the
     last samples, each state input the previous call's matching output (zeros at the start)."""
+    from edge.runtime.audio import features
+
     s = meta["stream"]
     by_in, by_out = {i.name: i for i in ins}, {o.name: o for o in outs}
     if not isinstance(s, dict) or not isinstance(s.get("chunk_samples"), int) or s["chunk_samples"] <= 0:
@@ -127,16 +100,22 @@ def _stream(meta: dict, ins: list, outs: list, path) -> tuple[dict, set[str]]:
 
 
 def _voice_commands(model: onnx.ModelProto, options: dict) -> dict:
+    from edge import model as M
+    from edge.runtime.audio import features
+    from edge.runtime.audio.settings import VoiceSettings
+
+    logmel_shape = [1, features.N_MELS, features.N_FRAMES]  # an input fed the log-mel of the last second
     meta = _read_labels(options.get("labels"))
     labels, path = meta["labels"], options.get("labels")
     ins, outs = M.inputs(model), M.outputs(model)
     stream, fed = _stream(meta, ins, outs, path) if "stream" in meta else (None, set())
     logmel = [i for i in ins if i.name not in fed]
     if len(logmel) > 1 or (not stream and not logmel) or any(
-            list(i.shape or [])[1:] != LOGMEL or str(i.dtype) != "float32" for i in logmel):
+            list(i.shape or [])[1:] != logmel_shape or str(i.dtype) != "float32" for i in logmel):
         besides = " besides the stream's audio and states" if stream else ""
-        raise ModelError(f"the voice-commands app feeds one float32 log-mel input [N, {', '.join(map(str, LOGMEL))}] "
-                         f"(edge/runtime/audio/features.py){besides}; the model has "
+        raise ModelError(f"the voice-commands app feeds one float32 log-mel input "
+                         f"[N, {', '.join(map(str, logmel_shape))}] (edge/runtime/audio/features.py){besides}; the "
+                         f"model has "
                          f"{'; '.join(_shape(s) for s in ins)}")
     scores = outs[0]
     classes = scores.shape[-1] if scores.shape else None
@@ -167,10 +146,11 @@ def _voice_commands(model: onnx.ModelProto, options: dict) -> dict:
     }).as_dict()
 
 
-VOICE_COMMANDS = App(
+APP = App(
     name="voice-commands",
     description="keyword spotting from a microphone or WAV file (log-mel and/or raw-audio stream models, smoothing, "
                 "refractory)",
+    synopsis="voice commands from a microphone",
     module="audio.app",
     runtime_packages=("audio",),
     # 0.5.6: the version tested here; its PortAudio comes from the build system (libportaudio2), bundled
@@ -187,6 +167,8 @@ VOICE_COMMANDS = App(
     default_threads=1,
     options=(BuildOption("--labels", "labels", "class names in output order, for --app voice-commands "
                          "(demos/kws/model/labels.json)", Path, "FILE.json"),),
+    # PortAudio is bundled: a build for this machine takes it from here
+    host_libraries={"portaudio": "libportaudio2"},
+    component=("audio", ("libportaudio", "libjack", "libdb-", "_cffi_backend", "_sounddevice", "sounddevice",
+                         "cffi")),
 )
-
-APPS = {a.name: a for a in (VOICE_COMMANDS,)}
