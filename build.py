@@ -106,7 +106,7 @@ def main_job() -> int:
     data = ROOT / "build" / "kws-stream"
     step("assembling the keyword model: Google's speech embedding (Apache-2.0) + a head trained on real speech "
          "(demos/kws/MODEL_CARD.md)")
-    run(show([str(BIN / "python"), str(KWS / "assemble.py"), "-o", str(data)]))
+    run(show([str(BIN / "python"), "-m", "demos.kws.assembly.assemble", "-o", str(data)]))
     model = data / "kws_stream.onnx"
     step("edge optimize: the keyword model as int8, what stays in float chosen by measurement on the calibration "
          "speakers (within 1 point of fp32), then checked on held-out speakers the choice never saw")

@@ -119,7 +119,7 @@ def _auto_models(tmp: Path) -> dict:
     found["demo DS-CNN"] = (model / "kws.onnx", model / "calib.npz", model / "heldout.npz", hand)
     stream = ROOT / "build" / "kws-stream"
     if not (stream / "kws_stream.onnx").exists():
-        subprocess.run([sys.executable, str(DEMO / "assemble.py"), "-o", str(stream)], check=True)
+        subprocess.run([sys.executable, "-m", "demos.kws.assembly.assemble", "-o", str(stream)], cwd=ROOT, check=True)
     hand = json.loads((stream / "assemble_report.json").read_text())["int8_keep_float"]
     found["demo stream model"] = (stream / "kws_stream.onnx", stream / "calib.npz", stream / "heldout.npz", hand)
     return found

@@ -4,14 +4,15 @@ synthetic streams (held-out voices, an hour keyword-free): keywords heard, wrong
 that trigger, false alarms per hour, latency, real-time factor; fp32 against int8; streaming features against
 recomputing the whole window (the naive front end), all in one run.
 
-    .venv/bin/python demos/kws/real_stream.py --speech-commands DIR     # the real speakers' stream (test split)
-    nice python3 demos/kws/streams.py              # optional: the synthetic streams (~1 h of audio, synthesizers)
+    .venv/bin/python -m demos.kws.evaluation.real_stream --speech-commands DIR   # real speakers' stream (test split)
+    nice python3 -m demos.kws.data.streams       # optional: the synthetic streams (~1 h of audio, synthesizers)
     .venv/bin/python benchmarks/voice.py [--out benchmarks/results/voice.json]
 
 Headline figures come from the real executables (`--wav FILE --fast --json --threads 1`); the real-time
 factor also from the first minute of the stream paced like a microphone (no --fast), with 1 and 2 threads. The
 threshold sweep replays the same runtime code in this process (front ends, onnxruntime, Detector)
-on cached window scores, since running the executable once per threshold would take an hour."""
+on cached window scores, since running the executable once per threshold would take an hour. Replaying and
+scoring come from demos/kws/evaluation/listening.py, the one demo module benchmarks import."""
 
 from __future__ import annotations
 
@@ -28,13 +29,11 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "demos" / "kws")]
+sys.path.insert(0, str(ROOT))
 
-import real_stream  # noqa: E402  (demos/kws: the real speakers' stream and its scoring)
-
+from demos.kws.evaluation.listening import replay, score, window_scores  # noqa: E402
 from edge.bundle import builder  # noqa: E402
 from edge.runtime.audio import features  # noqa: E402
-from edge.runtime.audio.detector import Detector  # noqa: E402
 from edge.runtime.audio.streaming import StreamingLogMel  # noqa: E402
 from edge.runtime.audio.wavfile import WavReader  # noqa: E402
 
@@ -50,7 +49,7 @@ PACED_THREADS = (1, 2)
 SWEEP = [(th, sm) for sm in (3, 5, 8) for th in (0.5, 0.6, 0.7, 0.8, 0.9)]  # (threshold, windows averaged)
 
 
-STREAM = ROOT / "build" / "kws-stream"  # python demos/kws/assemble.py: the demo's model
+STREAM = ROOT / "build" / "kws-stream"  # python -m demos.kws.assembly.assemble: the demo's model
 # (model, labels, eval data, int8 calibration or None, file listing the nodes kept in float or None)
 MODELS = {
     "embedding+head fp32": (STREAM / "kws_stream.onnx", STREAM / "labels.json", STREAM / "heldout.npz", None, None),
@@ -129,53 +128,6 @@ def wav_seconds(path: Path) -> float:
     return n / r.rate
 
 
-class _Recorder:
-    """Stands in for the app's Detector: keeps every judged window's scores."""
-
-    def __init__(self):
-        self.scores = []
-
-    def step(self, probs: np.ndarray, t: float) -> None:
-        self.scores.append(probs)
-
-
-def window_scores(model_path: Path, labels_path: Path, wav: Path) -> tuple[np.ndarray, float, float]:
-    """([windows, classes] scores, hop in s, time of the first judged window in s) from the app's own Listener
-    (hop loop, front ends, stream states)."""
-    import onnx
-
-    from edge import model as M
-    from edge.bundle.apps import VOICE_COMMANDS
-    from edge.runtime.audio.app import Listener
-    from edge.runtime.audio.settings import ListenConfig, VoiceSettings
-    from edge.runtime.ort import open_session
-
-    m = onnx.load(str(model_path))
-    manifest = {"app": VOICE_COMMANDS.configure(m, {"labels": labels_path}),
-                "inputs": [s.as_dict() for s in M.inputs(m)], "outputs": [s.as_dict() for s in M.outputs(m)]}
-    app = manifest["app"]
-    settings = VoiceSettings.from_dict(app)
-    config = ListenConfig.defaults(settings, smooth=1, refractory_s=1.0)
-    recorder = _Recorder()
-    listener = Listener(open_session(model_path, 1), settings, config, [o["name"] for o in manifest["outputs"]],
-                        out=None, detector=recorder)
-    r = WavReader(wav)
-    assert r.rate == features.SAMPLE_RATE and r.channels == 1, wav
-    for b in r.blocks(1600):
-        listener.feed(b[:, 0])
-    listener.feed(np.zeros(int(features.SAMPLE_RATE * app["window_s"]) + 64, np.float32))  # the app's end padding
-    r.close()
-    hop = round(app["hop_s"] * features.SAMPLE_RATE)
-    first = np.ceil(app["window_s"] * features.SAMPLE_RATE / hop) * hop / features.SAMPLE_RATE
-    return np.array(recorder.scores), app["hop_s"], float(first)
-
-
-def replay(scores: tuple[np.ndarray, float, float], labels: list[str], threshold: float, smooth: int) -> list[dict]:
-    probs, hop_s, first = scores
-    det = Detector(labels, threshold, smooth=smooth, refractory_s=1.0)
-    return [d.as_dict() for i, s in enumerate(probs) if (d := det.step(s, first + i * hop_s))]
-
-
 def front_end_cost(seconds: float = 30.0) -> dict:
     """Per-hop cost of the streaming front end against recomputing all 98 frames (the naive way)."""
     x = np.random.default_rng(0).standard_normal(int(seconds * 16000)).astype(np.float32) * 0.05
@@ -195,10 +147,10 @@ def front_end_cost(seconds: float = 30.0) -> dict:
 
 
 def real_speakers(exe: Path, real: Path) -> dict:
-    """The executable at its defaults on the real speakers' stream (demos/kws/real_stream.py)."""
+    """The executable at its defaults on the real speakers' stream (demos/kws/evaluation/real_stream.py)."""
     events = json.loads((real / "real_stream.json").read_text())["clips"]
     hits, _, rtf = run_exe(exe, real / "real_stream.wav")
-    return real_stream.score(events, hits) | {"real_time_factor": rtf}
+    return score(events, hits) | {"real_time_factor": rtf}
 
 
 def synthetic(exe: Path, streams: Path, optimized: Path, labels_path: Path, labels: list[str]) -> dict:
@@ -248,7 +200,7 @@ def print_tables(result: dict) -> None:
               f"{r['model_bytes'] / 1e6:.2f} MB |")
     syn = {k: r["synthetic"] for k, r in result["models"].items() if r.get("synthetic")}
     if not syn:
-        print("\nsynthetic streams: not measured (make them with demos/kws/streams.py)")
+        print("\nsynthetic streams: not measured (make them with python3 -m demos.kws.data.streams)")
         return
     print("\n| model | synthetic voices: detected | wrong label | stray | false alarms/h |")
     print("|---|---|---|---|---|")
@@ -266,18 +218,19 @@ def print_tables(result: dict) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "voice.json")
-    ap.add_argument("--real", type=Path, default=REAL, help="demos/kws/real_stream.py's output folder")
-    ap.add_argument("--streams", type=Path, default=STREAMS, help="demos/kws/streams.py's output (optional)")
+    ap.add_argument("--real", type=Path, default=REAL, help="demos/kws/evaluation/real_stream.py's output folder")
+    ap.add_argument("--streams", type=Path, default=STREAMS, help="demos/kws/data/streams.py's output (optional)")
     ap.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS), metavar="MODEL",
                     help=f"which of: {', '.join(MODELS)} (default: all)")
     args = ap.parse_args()
     if not (args.real / "real_stream.wav").exists():
-        sys.exit(f"{args.real}: no real speakers' stream; make it first: .venv/bin/python demos/kws/real_stream.py "
-                 "--speech-commands DIR")
+        sys.exit(f"{args.real}: no real speakers' stream; make it first: "
+                 ".venv/bin/python -m demos.kws.evaluation.real_stream --speech-commands DIR")
     has_synthetic = (args.streams / "keywords.wav").exists() and (args.streams / "negatives.wav").exists()
     progress = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
     if not has_synthetic:
-        progress(f"{args.streams}: no synthetic streams (demos/kws/streams.py): measuring the real speakers only")
+        progress(f"{args.streams}: no synthetic streams (python3 -m demos.kws.data.streams): measuring the real "
+                 "speakers only")
     labels = json.loads((MODEL / "labels.json").read_text())["labels"]
     result = {"real_stream": {"seconds": round(wav_seconds(args.real / "real_stream.wav"), 1)}, "models": {}}
     with tempfile.TemporaryDirectory(dir=ROOT / "build" if (ROOT / "build").is_dir() else None) as tmp:
@@ -285,7 +238,7 @@ def main() -> None:
         for kind in args.models:
             model, labels_path, _, calib, listing = MODELS[kind]
             if not model.exists():
-                sys.exit(f"{model}: missing; make it first: python demos/kws/assemble.py")
+                sys.exit(f"{model}: missing; make it first: .venv/bin/python -m demos.kws.assembly.assemble")
             progress(f"== {kind}: edge build")
             exe, report = build(kind, Path(tmp), progress)
             ev = report["optimize"]["evaluation"]

@@ -1,14 +1,9 @@
-"""The keyword demo's time stretch (demos/kws/augment.py): slower or faster speech with the pitch kept."""
-
-import sys
+"""The keyword demo's time stretch (demos/kws/data/augment.py): slower or faster speech with the pitch kept."""
 
 import numpy as np
 import pytest
 
-from tests.conftest import ROOT
-
-sys.path.append(str(ROOT / "demos" / "kws"))  # after the repo: its module names (common, model) must not shadow
-from augment import stretch  # noqa: E402
+from demos.kws.data.augment import stretch
 
 SR = 16000
 

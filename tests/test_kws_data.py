@@ -1,17 +1,16 @@
-"""The real-speech loader of the keyword demo (demos/kws/speech_commands.py) on committed Speech Commands clips:
+"""The real-speech loader of the keyword demo (demos/kws/data/speech_commands.py) on committed Speech Commands clips:
 both layouts, the split by speaker, `_unknown_` names, the full dataset's list files and background noise."""
 
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from demos.kws.common import write_wav
+from demos.kws.data import speech_commands as sc
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "demos" / "kws"))
-import speech_commands as sc  # noqa: E402
-from common import write_wav  # noqa: E402
 
 FIXTURE = ROOT / "tests" / "fixtures" / "speech_commands"
 

@@ -26,7 +26,7 @@ def test_all_runs_stages_one_to_five_in_order_and_needs_the_speech_folder():
     r = _run("run", "all", "--dry-run", "--speech-commands", "/data/speech_commands")
     stages = [ln.split("] ")[1].split(":")[0] for ln in r.stdout.splitlines()]
     assert r.returncode == 0 and list(dict.fromkeys(stages)) == README_ORDER[1:]
-    assert "train_head.py --speech-commands /data/speech_commands --negatives" in r.stdout
+    assert "-m demos.kws.training.train_head --speech-commands /data/speech_commands --negatives" in r.stdout
     refused = _run("run", "train-head")
     assert refused.returncode == 2 and "train-head read real speech: give --speech-commands DIR" in refused.stderr
 
@@ -35,7 +35,7 @@ TRAINING_HEARS = """
 import sys
 import numpy as np
 sys.path.insert(0, sys.argv[1])
-import common
+from demos.kws import common
 x, rate = common.read_wav(sys.argv[2])
 np.save(sys.argv[3], common.resample(x, rate))
 print(sorted(m for m in sys.modules if m == "edge" or m.startswith("edge.")))
@@ -52,7 +52,7 @@ def test_training_reads_and_resamples_audio_with_the_devices_code(tmp_path):
     rng = np.random.default_rng(0)
     path = wavs.write(tmp_path / "x.wav", np.clip(rng.standard_normal((44100, 2)) * 0.2, -1, 1), 44100, bits=24)
     out = tmp_path / "clip.npy"
-    r = subprocess.run([sys.executable, "-c", TRAINING_HEARS, ROOT / "demos" / "kws", path, out],
+    r = subprocess.run([sys.executable, "-c", TRAINING_HEARS, ROOT, path, out],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "[]"

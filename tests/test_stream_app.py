@@ -1,5 +1,5 @@
 """The voice-command app's streaming contract: a model that takes raw audio and carries state from one
-step to the next (demos/kws/assemble.py makes the real one). A small real ONNX model, run by onnxruntime
+step to the next (demos/kws/assembly/assemble.py makes the real one). A small real ONNX model, run by onnxruntime
 through the app's own Listener, checks the plumbing exactly; apps.py refuses contracts the model breaks."""
 
 import json

@@ -234,7 +234,7 @@ def test_device_that_comes_back_is_reconnected(voice_exe, mic):
     assert len({h["label"] for h in _detections(out)} & {w for _, w in wavs.expected_words()}) >= MIN_HITS - 1
 
 
-# --- the demo's streaming model: Google's speech embedding + a head trained on real speech (assemble.py) ------
+# --- the demo's streaming model: Google's speech embedding + a head trained on real speech (assembly/assemble.py)
 
 # A word is judged while it lies in the head's 1.655 s window, and smoothing adds up to 8 steps of 80 ms
 STREAM_LATENCY_MAX_S = 2.6
@@ -245,9 +245,9 @@ DETECTOR = json.loads((ROOT / "demos/kws/model/detector.json").read_text())
 @pytest.fixture(scope="module")
 def stream_model(tmp_path_factory):
     work = tmp_path_factory.mktemp("stream")
-    # assemble.py fails unless the graph equals its parts (1e-5) and stepping it equals offline states (1e-4)
-    r = subprocess.run([sys.executable, ROOT / "demos/kws/assemble.py", "-o", work], capture_output=True,
-                       text=True, timeout=600)
+    # assemble fails unless the graph equals its parts (1e-5) and stepping it equals offline states (1e-4)
+    r = subprocess.run([sys.executable, "-m", "demos.kws.assembly.assemble", "-o", work], cwd=ROOT,
+                       capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout + r.stderr
     return work
 

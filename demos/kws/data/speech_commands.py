@@ -26,7 +26,8 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
-from common import CLASSES, CLIP, KEYWORDS, SILENCE, UNKNOWN, read_wav
+
+from demos.kws.common import CLASSES, CLIP, KEYWORDS, SILENCE, UNKNOWN, read_wav
 
 CITATION = ("Speech Commands v0.02, P. Warden, \"Speech Commands: A Dataset for Limited-Vocabulary Speech "
             "Recognition\", arXiv:1804.03209 (2018), CC BY 4.0")

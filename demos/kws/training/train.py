@@ -1,6 +1,6 @@
-"""Step 2: train the DS-CNN on train voices, keep the best checkpoint on held-out voices.
+"""DS-CNN step 2: train the DS-CNN (model.py) on train voices, keep the best checkpoint on held-out voices.
 
-    nice -n 19 demos/kws/.venv-train/bin/python demos/kws/train.py   # 20 epochs: ~68 min on a busy 2-core VM
+    nice -n 19 demos/kws/.venv-train/bin/python -m demos.kws.training.train   # 20 epochs: ~68 min, busy 2 cores
 
 Input: log-mel [1, 40, 98] from edge/runtime/audio/features.py, computed per batch after the
 waveform augmentation of augment.py (so every epoch sees new noise, shifts, speeds, rooms, and
@@ -10,7 +10,7 @@ train voices, int16 "audio" [N, 16000] in an .npz) are _unknown_ examples in eve
 Validation: the heldout_voices split (espeak-ng voices, festival ked, rab and czech_machac, never
 trained on), clean plus one fixed augmented copy, plus generated _silence_. The heldout_engine split
 (MBROLA voices, flite awb and rms) is not looked at.
-Writes .data/kws_best.pt and .data/train_log.json (both git-ignored; export.py reads them).
+Writes .data/kws_best.pt and .data/train_log.json (both git-ignored; assembly/export.py reads them).
 """
 
 import argparse
@@ -19,8 +19,9 @@ import os
 
 import numpy as np
 import torch
-from augment import NOISE_STEPS, TEMPO, Augmenter
-from common import (
+from torch import nn
+
+from demos.kws.common import (
     CHECKPOINT,
     CLASSES,
     CLIP,
@@ -33,8 +34,8 @@ from common import (
     load_clips,
     read_manifest,
 )
-from model import DSCNN, n_params
-from torch import nn
+from demos.kws.data.augment import NOISE_STEPS, TEMPO, Augmenter
+from demos.kws.training.model import DSCNN, n_params
 
 
 def spec_augment(x, rng):
@@ -117,7 +118,7 @@ def main():
     ap.add_argument("--warp", type=float, default=0.1, help="vocal tract length perturbation: alpha in 1 +- warp")
     ap.add_argument("--tempo", type=float, default=0.0,
                     help=f"fraction of words time-stretched (slower or faster speech, pitch kept; augment.py). "
-                         f"The committed DS-CNN: 0; --tempo {TEMPO} --warp 0 was measured (demos/kws/README.md)")
+                         f"The committed DS-CNN: 0; --tempo {TEMPO} --warp 0 was measured (demos/kws/EXPERIMENTS.md)")
     ap.add_argument("--noise-steps", type=float, default=NOISE_STEPS,
                     help="fraction of _silence_ examples whose noise switches within the window (augment.py)")
     ap.add_argument(

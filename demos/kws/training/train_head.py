@@ -1,14 +1,15 @@
-"""Step 2: the keyword head on Google's speech embedding (embedding.py), trained on real speech.
+"""Step 1 (`train-head`): the keyword head on Google's speech embedding (embedding.py), trained on real speech.
 
-    demos/kws/.venv-train/bin/python demos/kws/train_head.py --speech-commands DIR [--rounds 12]
+    demos/kws/.venv-train/bin/python -m demos.kws.training.train_head --speech-commands DIR [--rounds 12]
+        [--negatives demos/kws/.data/mining2 ...]      (step 1a's keyword-free streams)
 
-DIR is a folder in Speech Commands' layout (speech_commands.py): the full dataset
+DIR is a folder in Speech Commands' layout (data/speech_commands.py): the full dataset
 speech_commands_v0.02.tar.gz, unpacked (its list files split it by speaker), or a share of its test set
 (split here by a hash of the speaker id). Every choice (the epoch, the seed, the window length) is
 made on the validation speakers; the test speakers are only reported.
 
 1. Embeddings (12 x 96 per clip: the last 1.655 s, as the stream sees them at one step) of the train clips:
-   clean, plus --rounds augmented copies (augment.py: the word placed anywhere in the window, speaking rate,
+   clean, plus --rounds augmented copies (data/augment.py: the word placed anywhere in the window, speaking rate,
    speed, rooms, band-limits, gain, noise 0-35 dB SNR) and _silence_ (the dataset's own, with random gain, and
    generated noise with switches). Cached in .data/.
 2. An MLP head (12 x 96 -> H -> H -> 12, LayerNorm, dropout) trained with torch; the epoch with the best
@@ -26,13 +27,15 @@ import json
 import os
 
 import numpy as np
-import speech_commands as sc
 import torch
-from augment import NOISE_STEPS, TEMPO, Augmenter, synthetic_irs
-from common import CLASSES, CLIP, DATA, MODEL_DIR, SILENCE, UNKNOWN, Timer, read_wav
-from embedding import CHUNK, EMB_DIM, LICENCE, N_EMB, WINDOW, Embedder, in_window
-from evaluate import summarize
 from torch import nn
+
+from demos.kws.common import CLASSES, CLIP, DATA, MODEL_DIR, SILENCE, UNKNOWN, Timer, read_wav
+from demos.kws.data import augment
+from demos.kws.data import speech_commands as sc
+from demos.kws.data.augment import NOISE_STEPS, TEMPO, Augmenter, synthetic_irs
+from demos.kws.evaluation.evaluate import summarize
+from demos.kws.training.embedding import CHUNK, EMB_DIM, LICENCE, N_EMB, WINDOW, Embedder, in_window
 
 
 class Head(nn.Module):
@@ -97,11 +100,11 @@ def train_set(emb, x, y, noises, rounds, timer, n_emb):
 
 
 def augment_path():
-    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "augment.py")
+    return augment.__file__
 
 
 def negative_windows(emb, folder, n_emb, every=4, chunk_steps=750):
-    """Head inputs from a keyword-free stream (streams.py --voices train: train voices, other phrases, noise with
+    """Head inputs from a keyword-free stream (data/streams.py --voices train: train voices, other phrases, noise with
     babble and switches), one window every `every` steps: _unknown_ where the window holds speech, else
     _silence_. The stream's embeddings are computed once, in chunks of chunk_steps steps."""
     x, _ = read_wav(os.path.join(folder, "negatives.wav"))
@@ -179,7 +182,7 @@ STREAM_CLIPS = os.path.join(MODEL_DIR, "stream_clips.npz")
 
 def write_stream_clips(val, test, path=STREAM_CLIPS, per_class=3, seed=0):
     """Audio (int16) for edge optimize / edge build: calibration from validation speakers, per_class clips of
-    each class; --eval data from test speakers (6 per class). assemble.py turns it into the model's inputs."""
+    each class; --eval data from test speakers (6 per class). assembly/assemble.py turns it into the model's inputs."""
     rng = np.random.default_rng(seed)
 
     def pick(y, k):
@@ -204,8 +207,8 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--negatives", nargs="*", default=[], metavar="DIR",
-                    help="keyword-free streams by train voices (streams.py --voices train --out DIR): their windows "
-                         "are _unknown_ / _silence_ examples")
+                    help="keyword-free streams by train voices (data/streams.py --voices train --out DIR): their "
+                         "windows are _unknown_ / _silence_ examples")
     ap.add_argument("--dry-run", action="store_true", help="train and report, write nothing to model/")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -225,8 +228,8 @@ def main():
     x, y = train_set(emb, tr[0], tr[1], sc.background(args.speech_commands), args.rounds, timer, k)
     for folder in args.negatives:
         if not os.path.exists(os.path.join(folder, "negatives.wav")):
-            raise SystemExit(f"train_head.py: {folder}: no negatives.wav (make it with streams.py --voices train "
-                             f"--out {folder})")
+            raise SystemExit(f"train_head.py: {folder}: no negatives.wav (make it with python3 -m "
+                             f"demos.kws.data.streams --voices train --out {folder})")
         xn, yn = negative_windows(emb, folder, k)
         x, y = np.concatenate([x, xn]), np.concatenate([y, yn])
         print(f"  {len(yn)} windows of {folder} ({int((yn == CLASSES.index(UNKNOWN)).sum())} with speech)  {timer}",

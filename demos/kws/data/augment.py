@@ -4,7 +4,7 @@ Per keyword / unknown clip (probabilities in AUG):
   in training only, a slower or faster speaking rate (`tempo`: WSOLA time stretch, pitch and formants kept),
   speed perturbation 0.85-1.15 (tempo + pitch + formants, like a different speaker),
   random placement of the word anywhere in the 1 s window (time shift),
-  reverberation with one of the sox reverb impulse responses made by data.py,
+  reverberation with one of the sox reverb impulse responses made by synthetic_clips.py,
   band-limiting like a cheap USB mic (high-pass 80-400 Hz, low-pass 3-7.5 kHz),
   peak level -35..-1 dBFS (gain), additive noise at 0-35 dB SNR (white, pink, brown,
   babble of unknown words, mains hum), rare soft clipping.
@@ -13,7 +13,8 @@ also switches from one noise to another (onsets and offsets, `steps`).
 """
 
 import numpy as np
-from common import CLASSES, CLIP, IRS, SILENCE, SR, load_clips
+
+from demos.kws.common import CLASSES, CLIP, IRS, SILENCE, SR, load_clips
 
 AUG = dict(speed=0.8, reverb=0.3, bandlimit=0.4, noise=0.85, clip=0.05)
 NOISES = ("white", "pink", "brown", "babble", "hum")

@@ -1,8 +1,12 @@
-"""Long test streams for the streaming detector, spoken by HELD-OUT voices (numpy + synthesizers).
+"""Step 1a (`negatives`) and DS-CNN step 5: long synthetic streams for the streaming detector (numpy, synthesizers).
 
-    nice -n 19 python3 demos/kws/streams.py            # ~40 s on the 2 shared cores
+From the repository root:
+    nice -n 19 python3 -m demos.kws.data.streams        # held-out voices, .data/streams/: ~40 s on 2 shared cores
+    python3 -m demos.kws.data.streams --seed 1 --out demos/kws/.data/streams_tune     # step 1a's tuning stream
+    python3 -m demos.kws.data.streams --voices train --seed 2 --minutes 60 --out demos/kws/.data/mining2  # 1a
 
-Writes demos/kws/.data/streams/ (git-ignored), every .wav 16 kHz mono PCM16:
+By default, spoken by HELD-OUT voices (the benchmark's synthetic streams, read by benchmarks/voice.py and
+evaluation/stream_check.py), it writes demos/kws/.data/streams/ (git-ignored), every .wav 16 kHz mono PCM16:
   negatives.wav   >= 60 min with NO keyword: a bed of noise segments (white, pink, brown, mains hum,
                   babble of non-keyword words, room tone, stretches of digital silence) at several
                   levels, with _unknown_ words and short phrases of other words spoken at random times
@@ -16,9 +20,10 @@ Writes demos/kws/.data/streams/ (git-ignored), every .wav 16 kHz mono PCM16:
                   -40 dB from its peak, in seconds from the start of keywords.wav).
 
 With --voices train it writes only negatives.wav (and .json), spoken by TRAIN voices with MINING_PHRASES:
-a stream to take hard negatives from; the held-out streams never share its voices or texts.
+a stream to take hard negatives from (training/train_head.py --negatives); the held-out streams never share its
+voices or texts.
 
-Held-out voices only (never trained on, see data.py): espeak-ng dialect en-029 (all its variants) and
+Held-out voices only (never trained on, see synthetic_clips.py): espeak-ng dialect en-029 (all its variants) and
 the held-out variants in other dialects, festival ked, rab and czech_machac, MBROLA us1/us2/us3/en1
 (through festival and espeak-ng, where installed), flite awb and rms. Negatives never contain a keyword
 or a homophone of one ("know", "write", "of" ...): every phrase is checked against FORBIDDEN.
@@ -33,8 +38,9 @@ import tempfile
 import wave
 
 import numpy as np
-from common import KEYWORDS, SR, UNKNOWN_WORDS, Timer, read_wav, read_wav_bytes, resample
-from data import (
+
+from demos.kws.common import DATA, KEYWORDS, SR, UNKNOWN_WORDS, Timer, read_wav, read_wav_bytes, resample
+from demos.kws.data.synthetic_clips import (
     ENCODING,
     ESPEAK_DIALECTS,
     ESPEAK_MBROLA_VOICES,
@@ -47,7 +53,7 @@ from data import (
     text_of,
 )
 
-OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), ".data", "streams")
+OUT = os.path.join(DATA, "streams")
 FORBIDDEN = set(KEYWORDS) | {
     "know", "knows", "known", "write", "writes", "rite", "wright", "of", "yeah", "yep", "nope", "going",
     "goes", "gone", "stops", "stopped", "lefts", "rights", "ons", "offs", "ups", "downs", "noes", "oh",

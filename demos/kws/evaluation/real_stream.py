@@ -1,15 +1,13 @@
-"""Streams of real speakers' clips, how a user tries the demo: each clip followed by 1.2-1.8 s of quiet room
-noise; and the committed sample recording made the same way.
+"""Step 5 (`measure`), first part: streams of real speakers' clips, how a user tries the demo: each clip followed
+by 1.2-1.8 s of quiet room noise; and the committed sample recording made the same way.
 
-    python demos/kws/real_stream.py --speech-commands DIR [--split test] [--out demos/kws/.data/real_stream]
-    python demos/kws/real_stream.py --speech-commands DIR --sample      # rewrites samples/real.wav + real.txt
+    .venv/bin/python -m demos.kws.evaluation.real_stream --speech-commands DIR [--split test] [--out DIR]
+    .venv/bin/python -m demos.kws.evaluation.real_stream --speech-commands DIR --sample   # rewrites samples/real.wav
 
-The stream holds every clip of the split (train_head.py's speaker split of DIR: keywords, other words and
-_silence_) in a seeded order: real_stream.wav and real_stream.json (each clip's start, end, label, word,
-speaker and file). `score()` reads an executable's detections against it: a detection belongs to the clip
-whose segment (the clip and the quiet after it) it falls in; a keyword is heard when one of its segment's
-detections has its label, has a wrong label when its segment has only others; a non-keyword clip triggers
-when its segment has any. Numpy and the standard library only (benchmarks/voice.py imports it).
+The stream holds every clip of the split (training/train_head.py's speaker split of DIR: keywords, other words
+and _silence_) in a seeded order: real_stream.wav and real_stream.json (each clip's start, end, label, word,
+speaker and file), by default in demos/kws/.data/real_stream/. benchmarks/voice.py then runs the executables on
+it and scores their detections with listening.py's `score()`. Numpy and the standard library only.
 """
 
 from __future__ import annotations
@@ -21,10 +19,8 @@ import sys
 
 import numpy as np
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-import speech_commands as sc  # noqa: E402
-from common import KEYWORDS, write_wav  # noqa: E402
+from demos.kws.common import DATA, HERE, KEYWORDS, write_wav
+from demos.kws.data import speech_commands as sc
 
 SR = 16000
 GAP_S = (1.2, 1.8)
@@ -56,33 +52,6 @@ def join(clips: list[sc.Clip], seed: int) -> tuple[np.ndarray, list[dict]]:
     return np.concatenate(parts), events
 
 
-def score(events: list[dict], hits: list[dict]) -> dict:
-    """Keywords heard / with a wrong label, non-keyword clips that triggered (see the module docstring)."""
-    starts = np.array([e["start_s"] for e in events])
-    seg: dict[int, list[dict]] = {}
-    for h in hits:
-        i = int(np.searchsorted(starts, h["t"], side="right")) - 1
-        if i >= 0:
-            seg.setdefault(i, []).append(h)
-    kw = [i for i, e in enumerate(events) if e["label"] in KEYWORDS]
-    other = [i for i, e in enumerate(events) if e["label"] not in KEYWORDS]
-    heard = [i for i in kw if any(h["label"] == events[i]["label"] for h in seg.get(i, []))]
-    wrong = [i for i in kw if seg.get(i) and i not in heard]
-    triggered = [i for i in other if seg.get(i)]
-    latency = sorted(next(h["t"] for h in seg[i] if h["label"] == events[i]["label"]) - events[i]["end_s"]
-                     for i in heard)
-    return {
-        "keywords": len(kw), "heard": len(heard), "heard_rate": round(len(heard) / max(1, len(kw)), 4),
-        "wrong_label": len(wrong), "wrong_rate": round(len(wrong) / max(1, len(kw)), 4),
-        "non_keywords": len(other), "triggered": len(triggered),
-        "trigger_rate": round(len(triggered) / max(1, len(other)), 4),
-        "latency_after_clip_end_s": {"median": round(float(np.median(latency)), 3) if latency else None},
-        "missed": [events[i]["file"] for i in kw if i not in heard and i not in wrong][:40],
-        "wrong": [dict(file=events[i]["file"], heard=[h["label"] for h in seg[i]]) for i in wrong][:40],
-        "triggers": [dict(file=events[i]["file"], heard=[h["label"] for h in seg[i]]) for i in triggered][:40],
-    }
-
-
 def write_sample(clips: list[sc.Clip], seed: int = 5) -> None:
     """samples/real.wav: one clip of each SAMPLE_WORDS word, each by another test speaker, and real.txt."""
     rng = np.random.default_rng(seed)
@@ -108,7 +77,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--speech-commands", required=True, metavar="DIR")
     ap.add_argument("--split", default="test", choices=sc.SPLITS)
-    ap.add_argument("--out", default=os.path.join(HERE, ".data", "real_stream"))
+    ap.add_argument("--out", default=os.path.join(DATA, "real_stream"))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--sample", action="store_true", help="write samples/real.wav + real.txt instead")
     args = ap.parse_args()

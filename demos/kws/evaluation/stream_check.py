@@ -1,27 +1,26 @@
-"""Streaming check of a window model on the streams of streams.py, scored by the app's own Listener.
+"""DS-CNN step 5: a window model on data/streams.py's streams, scored through the app's own Listener.
 
-    .venv/bin/python demos/kws/stream_check.py [--model model/kws.onnx --labels model/labels.json]   # ~2-3 min
+    .venv/bin/python -m demos.kws.evaluation.stream_check [--model M.onnx --labels L.json]   # ~2-3 min
 
-A 1 s window every 100 ms through edge/runtime/audio/app.py's Listener (streaming front end, hop loop, the
-end-of-file padding; benchmarks/voice.py's window_scores); a detection is a window whose top class is a
+Defaults: the DS-CNN, model/kws.onnx and model/labels.json. A 1 s window every 100 ms through
+edge/runtime/audio/app.py's Listener (streaming front end, hop loop, the end-of-file padding; listening.py's
+window_scores, as benchmarks/voice.py replays it); a detection is a window whose top class is a
 keyword with score >= the threshold, and after a detection the next 1 s is ignored (refractory). No smoothing.
 On .data/streams/negatives.wav every detection is a false alarm (reported per hour); on keywords.wav a word
 counts as detected when a detection of its label ends within [word start, word end + 1 s]; latency =
 detection window end - word end. It compares models on the same footing; the app's smoothing and thresholds
-are chosen by tune_detector.py.
+are chosen by assembly/tune_detector.py.
 """
 
 import argparse
 import json
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
-from common import CLASSES, DATA, MODEL_DIR, Timer
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from benchmarks.voice import window_scores as listener_scores  # noqa: E402
+from demos.kws.common import CLASSES, DATA, MODEL_DIR, Timer
+from demos.kws.evaluation.listening import window_scores as listener_scores
 
 STREAMS = os.path.join(DATA, "streams")
 THRESHOLDS = (0.5, 0.7, 0.8, 0.9)

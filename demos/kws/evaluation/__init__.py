@@ -1,0 +1,8 @@
+"""Stage `evaluation`: how well the models hear speakers and voices that no training or choice used.
+
+- real_stream.py: step 5 (`measure`), the real test speakers' stream, which benchmarks/voice.py runs the
+  executables on
+- listening.py: the app's Listener replayed in-process and the scoring of detections; the one module of
+  demos/ that benchmarks/ imports (and nothing of benchmarks/ is imported here)
+- evaluate.py: DS-CNN step 4; stream_check.py: DS-CNN step 5
+"""
