@@ -146,6 +146,8 @@ def test_kiosk_page_reconnects_when_the_executable_restarts(voice_exe):
     with chromium(800, 480) as browser:
         browser.get(f"http://127.0.0.1:{port}/")
         assert _wait_for(lambda: browser.find_element("id", "status").text in ("listening", "connected"), 30)
+        # the file's name, not its path
+        assert _wait_for(lambda: browser.find_element("id", "device").text.split(" · ")[0] == wavs.SAMPLE.name, 30)
         s.stop()
         assert _wait_for(lambda: "reconnecting" in browser.find_element("id", "status").text, 30)
         again = Served(voice_exe, "--wav", wavs.SAMPLE, "--json", serve=f"127.0.0.1:{port}")

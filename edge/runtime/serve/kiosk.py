@@ -110,7 +110,9 @@ function onLevel(e) {
 
 function onStatus(s) {
   lastSeen = Date.now();
-  $("device").textContent = s.device ? s.device + (s.rate ? " · " + s.rate + " Hz" : "") : "";
+  // a WAV file by its name: its folder means nothing to the people in front of the screen
+  const where = s.source === "wav" ? (s.device || "").split("/").pop() : s.device;
+  $("device").textContent = where ? where + (s.rate ? " · " + s.rate + " Hz" : "") : "";
   const warn = $("warning");
   const kind = s.state === "listening" ? (s.warning ? "warn" : "ok") : (s.state === "ended" ? "warn" : "bad");
   const words = {listening: "listening", reconnecting: "device lost — reconnecting", lost: "input lost",
