@@ -50,27 +50,34 @@ SWEEP = [(th, sm) for sm in (3, 5, 8) for th in (0.5, 0.6, 0.7, 0.8, 0.9)]  # (t
 
 
 STREAM = ROOT / "build" / "kws-stream"  # python -m demos.kws.assembly.assemble: the demo's model
-# (model, labels, eval data, int8 calibration or None, file listing the nodes kept in float or None)
+
+
+def hand_int8() -> dict:
+    """int8 with the nodes assemble.py lists kept in float (the rpi4 default's exclusions)."""
+    listing = json.loads((STREAM / "assemble_report.json").read_text())["int8_keep_float"]
+    return {"quantize": "int8", "calibration": STREAM / "calib.npz", "exclude_nodes": listing}
+
+
+def auto_int8() -> dict:
+    """What `python3 build.py` ships: --quantize auto, chosen on the calibration speakers within 1 point."""
+    calib = STREAM / "calib.npz"
+    return {"quantize": "auto", "calibration": calib, "search_eval": calib, "max_accuracy_drop": 1.0}
+
+
+# (model, labels, eval data, the optimization options beyond --eval)
 MODELS = {
-    "embedding+head fp32": (STREAM / "kws_stream.onnx", STREAM / "labels.json", STREAM / "heldout.npz", None, None),
-    "embedding+head int8": (STREAM / "kws_stream.onnx", STREAM / "labels.json", STREAM / "heldout.npz",
-                            STREAM / "calib.npz", STREAM / "assemble_report.json"),
-    "ds-cnn fp32": (MODEL / "kws.onnx", MODEL / "labels.json", MODEL / "heldout.npz", None, None),
+    "embedding+head fp32": (STREAM / "kws_stream.onnx", STREAM / "labels.json", STREAM / "heldout.npz", dict),
+    "embedding+head int8": (STREAM / "kws_stream.onnx", STREAM / "labels.json", STREAM / "heldout.npz", hand_int8),
+    "embedding+head auto": (STREAM / "kws_stream.onnx", STREAM / "labels.json", STREAM / "heldout.npz", auto_int8),
+    "ds-cnn fp32": (MODEL / "kws.onnx", MODEL / "labels.json", MODEL / "heldout.npz", dict),
 }
 
 
-def keep_float(listing: Path | None) -> list[str]:
-    return json.loads(listing.read_text())["int8_keep_float"] if listing else []
-
-
 def build(kind: str, work: Path, progress) -> tuple[Path, dict]:
-    model, labels, heldout, calib, listing = MODELS[kind]
-    opt = {"eval": heldout}
-    if calib:
-        opt |= {"quantize": "int8", "calibration": calib, "exclude_nodes": keep_float(listing)}
+    model, labels, heldout, options = MODELS[kind]
     out = work / f"voice-{kind.replace(' ', '-')}"
     report = builder.build(builder.BuildOptions(model=model, output=out, target="x86_64",
-                                                optimize=opt, app="voice-commands",
+                                                optimize={"eval": heldout, **options()}, app="voice-commands",
                                                 app_options={"labels": labels}), progress)
     return out, report
 
@@ -175,14 +182,13 @@ def synthetic(exe: Path, streams: Path, optimized: Path, labels_path: Path, labe
     return row
 
 
-def int8_model(model: Path, calib: Path | None, listing: Path | None, tmp: Path) -> Path:
-    if not calib:
+def optimized_model(model: Path, options: dict, tmp: Path) -> Path:
+    if not options:
         return model
     from edge import pipeline
 
-    out = tmp / f"int8-{model.stem}.onnx"
-    pipeline.optimize(pipeline.Options(model=model, output=out, quantize="int8", calibration=calib,
-                                       exclude_nodes=keep_float(listing)), lambda s: None)
+    out = tmp / f"optimized-{model.stem}.onnx"
+    pipeline.optimize(pipeline.Options(model=model, output=out, **options), lambda s: None)
     return out
 
 
@@ -236,7 +242,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(dir=ROOT / "build" if (ROOT / "build").is_dir() else None) as tmp:
         paced_wav = excerpt(args.real / "real_stream.wav", PACED_S, Path(tmp) / "paced.wav")
         for kind in args.models:
-            model, labels_path, _, calib, listing = MODELS[kind]
+            model, labels_path, _, options = MODELS[kind]
             if not model.exists():
                 sys.exit(f"{model}: missing; make it first: .venv/bin/python -m demos.kws.assembly.assemble")
             progress(f"== {kind}: edge build")
@@ -250,7 +256,7 @@ def main() -> None:
                    "executable_bytes": report["bytes"]}
             if has_synthetic:
                 progress(f"== {kind}: synthetic streams and the threshold sweep")
-                row["synthetic"] = synthetic(exe, args.streams, int8_model(model, calib, listing, Path(tmp)),
+                row["synthetic"] = synthetic(exe, args.streams, optimized_model(model, options(), Path(tmp)),
                                              labels_path, labels)
             result["models"][kind] = row
     result["front_end_per_hop"] = front_end_cost()
