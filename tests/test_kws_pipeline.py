@@ -8,7 +8,7 @@ import numpy as np
 from tests.conftest import ROOT
 
 DRIVER = ROOT / "demos" / "kws" / "pipeline.py"
-README_ORDER = ["venv", "negatives", "train-head", "tune-detector", "assemble", "build", "measure"]
+README_ORDER = ["venv", "negatives", "train-head", "tune-detector", "bank", "assemble", "build", "measure"]
 
 
 def _run(*args):

@@ -28,6 +28,13 @@ class OrtSession:
     def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         return self._sess.run(None, feeds)
 
+    def inputs(self) -> list:
+        """onnxruntime's NodeArgs (name, shape, type) of the model's inputs."""
+        return self._sess.get_inputs()
+
+    def outputs(self) -> list:
+        return self._sess.get_outputs()
+
 
 def open_session(model: Path, threads: int) -> OrtSession:
     return OrtSession(model, threads)

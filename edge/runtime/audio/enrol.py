@@ -1,0 +1,181 @@
+"""Commands enrolled from a few recordings, in any language. Each take is checked, trimmed to its speech and run
+through the keyword model's own stream; the speech embedding the model carries as state, averaged over the window,
+is the take's vector. Vectors are centred on a bank of other speech and noise (what "not a command" sounds like),
+and a command is the mean direction of its takes: a window matches when its own centred vector points the same way
+(cosine similarity). Nothing is trained and nothing depends on a language, only on how the takes sound.
+
+The threshold of a command comes from the bank (how often other speech comes that close: half of the bank sets
+it, the other half measures the false accepts), its expected hit rate from leaving each take out in turn, and its
+overlap with every other command from the other command's threshold applied to this one's takes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .settings import Stream
+from .streaming import ModelStream
+
+RATE = 16000
+FRAME = 320  # 20 ms: the unit of the speech/silence decision
+MAX_TAKE_S = 3.0  # one command per take; longer is a sentence or a recording left running
+MIN_SPEECH_S = 0.15
+QUIET_DBFS = -45.0  # the loudest 20 ms of a take under this is too quiet to enrol
+SPEECH_BELOW_PEAK_DB = 30.0  # frames this far under the loudest one are not speech
+SPEECH_ABOVE_FLOOR_DB = 10.0  # ... nor those this close to the take's own noise floor
+CLIPPED_SHARE = 0.002  # samples at full scale: the microphone was overdriven
+MARGIN_S = 0.1  # kept around the speech when trimming
+TARGET_FALSE_ACCEPTS = 0.01  # of the bank's other speech, per command
+MIN_THRESHOLD = 0.35  # below this, noise alone lines up with a prototype now and then
+OVERLAP_WARN = 0.2  # a share of one command's takes accepted by another: the two are confusable
+
+
+class EnrolError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Take:
+    audio: np.ndarray  # the speech, trimmed, 16 kHz float32
+    problem: str | None  # why the take cannot be used, in words a speaker can act on
+    speech_s: float
+    peak_dbfs: float
+
+
+def _frames_db(x: np.ndarray) -> np.ndarray:
+    n = len(x) // FRAME
+    if not n:
+        return np.full(1, -120.0)
+    rms = np.sqrt(np.mean(x[: n * FRAME].reshape(n, FRAME).astype(np.float64) ** 2, axis=1))
+    return 20 * np.log10(np.maximum(rms, 1e-6))
+
+
+def check_take(x: np.ndarray) -> Take:
+    """A take (16 kHz mono float32 in [-1, 1]) trimmed to its speech, or the reason it cannot be used."""
+    x = np.asarray(x, np.float32)
+    seconds = len(x) / RATE
+    if seconds > MAX_TAKE_S:
+        return Take(x, f"too long ({seconds:.1f} s; at most {MAX_TAKE_S:.0f} s, one command per take)", 0.0, 0.0)
+    clipped = float(np.mean(np.abs(x) >= 0.999)) if len(x) else 0.0
+    db = _frames_db(x)
+    peak = float(db.max())
+    if clipped > CLIPPED_SHARE:
+        return Take(x, f"clipped ({100 * clipped:.1f} % of the samples at full scale): speak further from the "
+                       "microphone or turn its gain down", 0.0, peak)
+    if peak < QUIET_DBFS:
+        return Take(x, f"too quiet (loudest {peak:.0f} dBFS; needs {QUIET_DBFS:.0f}): speak closer or louder",
+                    0.0, peak)
+    floor = float(np.percentile(db, 10))
+    speech = np.flatnonzero((db >= peak - SPEECH_BELOW_PEAK_DB) & (db >= floor + SPEECH_ABOVE_FLOOR_DB))
+    span = (speech[-1] - speech[0] + 1) * FRAME / RATE if len(speech) else 0.0
+    if span < MIN_SPEECH_S:
+        return Take(x, "no speech found (only noise or silence, or a sound shorter than a word)", span, peak)
+    margin = int(MARGIN_S * RATE)
+    start, end = max(0, speech[0] * FRAME - margin), min(len(x), (speech[-1] + 1) * FRAME + margin)
+    return Take(x[start:end], None, span, peak)
+
+
+class EmbeddingTap:
+    """The keyword model's stream over a recording: after each step, the mean of the embeddings its state holds,
+    the same vector a listener computes from the same output."""
+
+    def __init__(self, session, stream: Stream, outputs: list[str], state_output: str):
+        self.session, self.spec, self.outputs = session, stream, outputs
+        self.index = outputs.index(state_output)
+
+    def vectors(self, audio: np.ndarray) -> np.ndarray:
+        """[steps, D] for the audio, which is preceded by a window of silence (the state's start) and followed by
+        one (the speech passes through the whole window)."""
+        hop, window = self.spec.chunk_samples, self.spec.window_samples
+        x = np.concatenate([np.zeros(window, np.float32), np.asarray(audio, np.float32),
+                            np.zeros(window, np.float32)])
+        stream, found = ModelStream(self.spec, self.outputs), []
+        for i in range(0, len(x) - hop + 1, hop):
+            outs = self.session.run(stream.feeds(x[i : i + hop]))
+            stream.update(outs)
+            if i >= window:
+                found.append(pooled(outs[self.index]))
+        return np.array(found, np.float32)
+
+
+def pooled(state: np.ndarray) -> np.ndarray:
+    """The window's vector: the embeddings of a state output [1, K, D] averaged over K."""
+    return np.asarray(state, np.float32).reshape(-1, state.shape[-1]).mean(axis=0)
+
+
+def unit(v: np.ndarray) -> np.ndarray:
+    n = np.linalg.norm(v, axis=-1, keepdims=True)
+    return v / np.maximum(n, 1e-9)
+
+
+@dataclass(frozen=True)
+class Bank:
+    """What is not a command, as the model hears it: `centre` [D] (the mean of everything the bank holds) and
+    `negatives` [N, D] (window vectors of other words, noise and silence), made from speakers a test never uses."""
+
+    centre: np.ndarray
+    negatives: np.ndarray
+
+    def centred(self, v: np.ndarray) -> np.ndarray:
+        return unit(np.asarray(v, np.float32) - self.centre)
+
+    @classmethod
+    def load(cls, path) -> Bank:
+        with np.load(path) as z:
+            return cls(z["centre"].astype(np.float32), z["negatives"].astype(np.float32))
+
+
+def take_vector(bank: Bank, steps: np.ndarray) -> np.ndarray:
+    """A take's vector: the step whose window is furthest from what the bank holds (the speech most in it)."""
+    return steps[int(np.argmax(np.linalg.norm(steps - bank.centre, axis=1)))]
+
+
+@dataclass
+class Command:
+    label: str
+    vectors: np.ndarray  # [takes, D]: each take's window vector (kept to re-measure when the bank changes)
+    prototype: np.ndarray = field(init=False)  # [D], unit, centred
+    threshold: float = field(init=False)
+    false_accepts: float = field(init=False)  # share of the bank's other half at or above the threshold
+    hit_rate: float | None = field(init=False)  # each take left out in turn; None with one take
+
+    def measure(self, bank: Bank) -> Command:
+        self.prototype, self.threshold, self.false_accepts = _fit(bank, self.vectors)
+        n = len(self.vectors)
+        if n < 2:
+            self.hit_rate = None
+            return self
+        hits = 0
+        for i in range(n):
+            rest = np.delete(self.vectors, i, axis=0)
+            proto, threshold, _ = _fit(bank, rest)
+            hits += float(bank.centred(self.vectors[i]) @ proto) >= threshold
+        self.hit_rate = hits / n
+        return self
+
+    def scores(self, bank: Bank, vectors: np.ndarray) -> np.ndarray:
+        return bank.centred(vectors) @ self.prototype
+
+    def overlap(self, bank: Bank, other: Command) -> float:
+        """The share of this command's takes that `other` would accept."""
+        return float(np.mean(other.scores(bank, self.vectors) >= other.threshold))
+
+
+def _fit(bank: Bank, vectors: np.ndarray) -> tuple[np.ndarray, float, float]:
+    proto = unit(bank.centred(vectors).mean(axis=0))
+    sims = bank.centred(bank.negatives) @ proto
+    half_a, half_b = sims[0::2], sims[1::2]
+    threshold = max(MIN_THRESHOLD, float(np.quantile(half_a, 1 - TARGET_FALSE_ACCEPTS)))
+    return proto, threshold, float(np.mean(half_b >= threshold))
+
+
+def confusions(bank: Bank, command: Command, others: list[Command]) -> list[tuple[str, float]]:
+    """Other commands that accept this one's takes, or whose takes this one accepts: (label, the larger share),
+    most confusable first."""
+    found = []
+    for other in others:
+        share = max(command.overlap(bank, other), other.overlap(bank, command))
+        if share >= OVERLAP_WARN:
+            found.append((other.label, share))
+    return sorted(found, key=lambda x: -x[1])
