@@ -4,5 +4,7 @@
   executables on
 - listening.py: the app's Listener replayed in-process and the scoring of detections; the one module of
   demos/ that benchmarks/ imports (and nothing of benchmarks/ is imported here)
+- enrolment.py: commands enrolled from k recordings (edge/runtime/audio/enrol.py) heard by the test speakers,
+  and what else triggers them (benchmarks/results/enrol.json)
 - evaluate.py: DS-CNN step 4; stream_check.py: DS-CNN step 5
 """
