@@ -1,5 +1,5 @@
 """Enrolment (edge/runtime/audio/enrol.py) on real speech: takes are checked and trimmed as a speaker would need,
-and a word the model and its bank never heard, enrolled from three real speakers, is heard from two others
+and a word the model never learned (taken out of the bank), enrolled from three real speakers, is heard from two others
 through the model's own stream, while the other words and noise of real speakers are not."""
 
 import subprocess
@@ -60,7 +60,7 @@ def _steps(tap, path: Path) -> np.ndarray:
 
 @pytest.mark.slow
 def test_a_new_word_from_three_speakers_is_heard_from_two_others_and_nothing_else_is(tap):
-    bank = enrol.Bank.load(BANK)
+    bank = enrol.Bank.load(BANK).without({"six"})  # a word new to it
     takes = [enrol.take_vector(bank, _steps(tap, p)) for p in SIX[:3]]
     six = enrol.Command("six", np.array(takes)).measure(bank)
     assert enrol.MIN_THRESHOLD <= six.threshold < 1 and six.false_accepts <= 0.03
@@ -73,7 +73,7 @@ def test_a_new_word_from_three_speakers_is_heard_from_two_others_and_nothing_els
 
 @pytest.mark.slow
 def test_two_enrolments_of_the_same_word_are_said_to_be_confusable(tap):
-    bank = enrol.Bank.load(BANK)
+    bank = enrol.Bank.load(BANK).without({"six"})  # a word new to it
     vectors = [enrol.take_vector(bank, _steps(tap, p)) for p in SIX]
     first = enrol.Command("six", np.array(vectors[:2])).measure(bank)
     again = enrol.Command("sechs", np.array(vectors[2:])).measure(bank)

@@ -1,13 +1,13 @@
 """Step 2a (`bank`): the bank of "not a command" that enrolled commands are measured against.
 
-    .venv/bin/python -m demos.kws.assembly.bank --speech-commands DIR      (~1 min)
+    .venv/bin/python -m demos.kws.assembly.bank --speech-commands DIR      (~2 min)
 
 Runs clips of the training speakers through the streaming model's own state (edge/runtime/audio/enrol.py's
-EmbeddingTap, the code a device runs when it enrols) and keeps each clip's window vector: the ten built-in
-commands (other speech, as far as a new command is concerned) and `_silence_` noise slices. The `_unknown_` words
-stay out, so that every one of them is a word the bank never heard (benchmarks enrol them as new commands);
-validation and test speakers stay out as everywhere. The vectors depend on the speech embedding only, not on the
-head. Writes model/bank.npz (`centre`, `negatives`, `words`) and model/bank_report.json.
+EmbeddingTap, the code a device runs when it enrols) and keeps each clip's window vector: their `_unknown_` words
+(every one), the ten built-in commands (other speech, as far as a new command is concerned) and `_silence_` noise
+slices, with what each is (`words`). A benchmark enrolling one of those words drops it from the bank first
+(Bank.without). Validation and test speakers stay out as everywhere. The vectors depend on the speech embedding
+only, not on the head. Writes model/bank.npz (`centre`, `negatives`, `words`) and model/bank_report.json.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from demos.kws.common import KEYWORDS, MODEL_DIR, ROOT, SILENCE
+from demos.kws.common import KEYWORDS, MODEL_DIR, ROOT, SILENCE, UNKNOWN
 from demos.kws.data import speech_commands as sc
 from edge.runtime.audio import enrol
 from edge.runtime.audio.settings import Stream
@@ -32,8 +32,8 @@ OUT = Path(MODEL_DIR) / "bank.npz"
 
 
 def pick(clips: list[sc.Clip], rng: np.random.Generator) -> list[sc.Clip]:
-    train = [c for c in clips if c.split == "train" and c.label in (*KEYWORDS, SILENCE)]
-    chosen = []
+    train = [c for c in clips if c.split == "train"]
+    chosen = [c for c in train if c.label == UNKNOWN]
     for label in (*KEYWORDS, SILENCE):
         of = [c for c in train if c.label == label]
         chosen += [of[i] for i in sorted(rng.permutation(len(of))[:PER_WORD])]

@@ -1,15 +1,15 @@
 """How well commands enrolled from a few recordings are heard by speakers the enrolment never heard.
 
     .venv/bin/python -m demos.kws.evaluation.enrolment --speech-commands DIR [--model build/kws-stream]
-        [--out benchmarks/results/enrol.json]
+        [--split test|validation] [--out benchmarks/results/enrol.json]
 
-New words: every `_unknown_` word of DIR with clips by at least 6 speakers (none of them is in the bank,
-model/bank.npz). For k = 1, 3, 5 and 5 draws: six of those words are enrolled at once, each from k clips of
-different non-test speakers (edge/runtime/audio/enrol.py, the device's own code, through the model's stream);
-then every clip of the **test speakers** is run through the same stream: the enrolled words' clips are heard or
-not (or given another enrolled label), and every other clip (other words, the built-in commands, noise) may
-trigger an enrolled command. A clip triggers the command whose score is furthest above its threshold at any
-80-ms step. Per k and per word; and the time to enrol three takes on one core.
+New words: every `_unknown_` word of DIR with clips by at least 6 speakers. For k = 1, 3, 5 and 5 draws: six of
+those words are enrolled at once, each from k clips of different training speakers (edge/runtime/audio/enrol.py,
+the device's own code, through the model's stream), against the bank less those six words; then every clip of
+the evaluated speakers (`--split`: test, or validation for choices) is run through the same stream: the enrolled
+words' clips are heard or not (or given another enrolled label), and every other clip (other words, the built-in
+commands, noise) may trigger an enrolled command. A clip triggers the command whose score is furthest above its
+threshold at any 80-ms step. Per k and per word; and the time to enrol three takes on one core.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def decide(commands: list[enrol.Command], bank: enrol.Bank, steps: np.ndarray) -
     return commands[best].label if margins[best] >= 0 else None
 
 
-def evaluate(clips, steps, vectors, bank, rng) -> dict:
+def evaluate(clips, steps, vectors, full_bank, rng, split: str) -> dict:
     words = defaultdict(list)
     for i, c in enumerate(clips):
         if c.label == UNKNOWN:
@@ -57,14 +57,15 @@ def evaluate(clips, steps, vectors, bank, rng) -> dict:
         kinds = defaultdict(lambda: [0, 0])
         for _ in range(DRAWS):
             chosen = list(rng.choice(novel, AT_ONCE, replace=False))
+            bank = full_bank.without(chosen)
             commands = []
             for w in chosen:
-                pool = [i for i in words[w] if clips[i].split != "test"]
+                pool = [i for i in words[w] if clips[i].split == "train"]
                 by_speaker = {clips[i].speaker: i for i in rng.permutation(pool)}
                 take = list(by_speaker.values())[:k]
                 commands.append(enrol.Command(w, vectors[take]).measure(bank))
             for i, c in enumerate(clips):
-                if c.split != "test":
+                if c.split != split:
                     continue
                 got = decide(commands, bank, steps[i])
                 if c.label == UNKNOWN and c.word in chosen:
@@ -100,6 +101,8 @@ def main() -> int:
     ap.add_argument("--speech-commands", required=True, metavar="DIR")
     ap.add_argument("--model", type=Path, help="assemble.py's output folder (default: assembled now)")
     ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--split", choices=("test", "validation"), default="test",
+                    help="whose clips are listened to (validation: for choices; test: to report)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     clips = [c for c in sc.scan(args.speech_commands)]
@@ -111,7 +114,7 @@ def main() -> int:
                            check=True, stdout=subprocess.DEVNULL)
         tap = tap_for(model)
         bank = enrol.Bank.load(BANK)
-        keep = [c for c in clips if c.label == UNKNOWN or c.split == "test"]
+        keep = [c for c in clips if c.label == UNKNOWN or c.split == args.split]
         audio = sc.load(keep)
         t0 = time.monotonic()
         steps = []
@@ -120,9 +123,10 @@ def main() -> int:
             steps.append(tap.vectors(take.audio if take.problem is None else x))
         print(f"{len(keep)} clips through the stream in {time.monotonic() - t0:.0f} s", file=sys.stderr)
         vectors = np.array([enrol.take_vector(bank, s) for s in steps])
-        result = evaluate(keep, steps, vectors, bank, np.random.default_rng(args.seed))
+        result = evaluate(keep, steps, vectors, bank, np.random.default_rng(args.seed), args.split)
         result["enrol_3_takes_seconds"] = round(min(enrol_seconds(tap, bank, list(audio[:3])) for _ in range(3)), 3)
-    result["test_speakers"] = len({c.speaker for c in keep if c.split == "test" and c.speaker})
+    result["split"] = args.split
+    result["speakers"] = len({c.speaker for c in keep if c.split == args.split and c.speaker})
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     print("| k | heard | wrong label | non-command clips triggering (other words / built-ins / noise) |")
     print("|---|---|---|---|")
