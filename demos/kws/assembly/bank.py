@@ -13,7 +13,9 @@ only, not on the head. Writes model/bank.npz (`centre`, `negatives`, `words`) an
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import subprocess
 import sys
 import tempfile
 import time
@@ -53,6 +55,17 @@ def tap_for(model_dir: Path) -> enrol.EmbeddingTap:
     return enrol.EmbeddingTap(session, stream, outputs, state_out)
 
 
+@contextlib.contextmanager
+def model_tap(model: Path | None):
+    """The tap of assemble.py's output folder, or of the model assembled now into a temporary one."""
+    with tempfile.TemporaryDirectory() as tmp:
+        if model is None:
+            model = Path(tmp)
+            subprocess.run([sys.executable, "-m", "demos.kws.assembly.assemble", "-o", str(model)], cwd=ROOT,
+                           check=True, stdout=subprocess.DEVNULL)
+        yield tap_for(model)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--speech-commands", required=True, metavar="DIR",
@@ -63,17 +76,8 @@ def main() -> int:
     args = ap.parse_args()
     t0 = time.monotonic()
     clips = pick(sc.scan(args.speech_commands), np.random.default_rng(args.seed))
-    with tempfile.TemporaryDirectory() as tmp:
-        model = args.model
-        if model is None:
-            import subprocess
-
-            model = Path(tmp)
-            subprocess.run([sys.executable, "-m", "demos.kws.assembly.assemble", "-o", str(model)], cwd=ROOT,
-                           check=True, stdout=subprocess.DEVNULL)
-        tap = tap_for(model)
-        audio = sc.load(clips)
-        steps = [tap.vectors(x) for x in audio]
+    with model_tap(args.model) as tap:
+        steps = [tap.vectors(x) for x in sc.load(clips)]
     everything = np.concatenate(steps)
     centre = everything.mean(axis=0)
     bank = enrol.Bank(centre, np.zeros((0, centre.size), np.float32))

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
-import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -26,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from demos.kws.assembly.bank import OUT as BANK
-from demos.kws.assembly.bank import tap_for
+from demos.kws.assembly.bank import model_tap
 from demos.kws.common import ROOT, SILENCE, UNKNOWN
 from demos.kws.data import speech_commands as sc
 from edge.runtime.audio import enrol
@@ -106,13 +104,7 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     clips = [c for c in sc.scan(args.speech_commands)]
-    with tempfile.TemporaryDirectory() as tmp:
-        model = args.model
-        if model is None:
-            model = Path(tmp)
-            subprocess.run([sys.executable, "-m", "demos.kws.assembly.assemble", "-o", str(model)], cwd=ROOT,
-                           check=True, stdout=subprocess.DEVNULL)
-        tap = tap_for(model)
+    with model_tap(args.model) as tap:
         bank = enrol.Bank.load(BANK)
         keep = [c for c in clips if c.label == UNKNOWN or c.split == args.split]
         audio = sc.load(keep)
