@@ -108,7 +108,7 @@ def check_libraries(need: Need) -> list[Result]:
     """What the apps and backends in use take from this machine when it builds for itself."""
     results = []
     for name in sorted(need.apps):
-        wanted = apps.registered()[name].host_libraries if need.host_targets else {}
+        wanted = apps.registered()[name].host_libraries  # the check runs only for host-built boards
         if wanted:
             results.append(_libraries(f"{name}-libraries", wanted, f"bundled into --app {name} executables"))
     for name in sorted(need.backends):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 from pathlib import Path
@@ -56,16 +57,21 @@ FORBIDDEN = ("onnx", "onnxruntime.quantization", "onnxruntime.transformers", "Py
              "onnxoptimizer", "torch", "rich")
 
 
+_backend_packages = functools.cache(backends.python_packages)
+
+
+@functools.cache
+def _app_parts() -> tuple[tuple[str, tuple[str, ...]], ...]:
+    return tuple(app.component for app in apps.registered().values() if app.component)
+
+
 def _app_part(name: str) -> str | None:
-    for app in apps.registered().values():
-        if app.component and name.startswith(app.component[1]):
-            return app.component[0]
-    return None
+    return next((part for part, prefixes in _app_parts() if name.startswith(prefixes)), None)
 
 
 def component(name: str) -> str:
     """Which part of the bundle an archive entry belongs to (for the size table in the report)."""
-    backend_packages = backends.python_packages()
+    backend_packages = _backend_packages()
     if name.startswith("PYZ:"):
         top = name[4:].split(".")[0]
         return {"numpy": "numpy", "edge": "edgepack runtime"}.get(top, "runtime backend" if top in backend_packages
@@ -96,7 +102,8 @@ def inspect(env: BuildEnv, exe: Path, extract: Path | None = None) -> dict:
     listing = json.loads(result.stdout)
     sizes: dict[str, int] = {}
     for e in listing["entries"]:
-        sizes[component(e["name"])] = sizes.get(component(e["name"]), 0) + e["bytes"]
+        part = component(e["name"])
+        sizes[part] = sizes.get(part, 0) + e["bytes"]
     forbidden = sorted({m for m in listing["modules"] for f in FORBIDDEN if m == f or m.startswith(f + ".")})
     return {"components": dict(sorted(sizes.items(), key=lambda kv: -kv[1])), "modules": listing["modules"],
             "entries": len(listing["entries"]), "forbidden_modules": forbidden,

@@ -81,7 +81,8 @@ def description(b: B.Built) -> tuple[str, str]:
     m, app = b.manifest, b.manifest.get("app")
     source, backend = m["model"]["source"], m["backend"]["name"]
     known = apps.registered().get(app["name"]) if app else None
-    synopsis = f"{known.synopsis if known else 'ONNX model'}{':' if known else ''} {source} on {backend} (edgepack)"
+    what = f"{known.synopsis}:" if known else "ONNX model"
+    synopsis = f"{what} {source} on {backend} (edgepack)"
     target = m["target"]
     body = [f"One executable built by edgepack {b.report['edgepack']} for {target['name']} ({target['arch']}, glibc "
             f">= {target['glibc_floor']}): the model {m['model']['source']}, the {m['backend']['name']} runtime "

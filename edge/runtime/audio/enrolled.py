@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..fsutil import reason
+
 FILE = "commands.json"
 FORMAT = 1
 MAX_LABEL = 32
@@ -64,15 +66,21 @@ class Store:
     def load(self) -> tuple[dict[str, np.ndarray], str | None]:
         """{label: vectors [takes, D]} and a warning when the file exists but cannot be used."""
         try:
+            return self._read(), None
+        except StoreError as e:
+            return {}, f"{e}; only the built-ins are heard"
+
+    def _read(self) -> dict[str, np.ndarray]:
+        try:
             raw = self.path.read_bytes()
         except FileNotFoundError:
-            return {}, None
+            return {}
         except OSError as e:
-            return {}, f"{self.path}: cannot read the enrolled commands ({e.strerror}); only the built-ins are heard"
+            raise StoreError(f"{self.path}: cannot read the enrolled commands ({reason(e)})") from None
         try:
-            return _parse(raw), None
+            return _parse(raw)
         except (ValueError, KeyError, TypeError) as e:
-            return {}, f"{self.path}: not an enrolled-commands file ({e}); only the built-ins are heard"
+            raise StoreError(f"{self.path}: not an enrolled-commands file ({e})") from None
 
     def stamp(self) -> tuple[int, int] | None:
         """Changes when the file does (a listener compares it every second to pick up enrolments)."""
@@ -108,21 +116,14 @@ class Store:
             self.folder.mkdir(parents=True, exist_ok=True)
             lock = open(self.folder / ".commands.lock", "a")  # noqa: SIM115 - held for the whole change
         except OSError as e:
-            raise StoreError(f"{self.folder}: cannot use the state folder ({e.strerror}); choose another with "
+            raise StoreError(f"{self.folder}: cannot use the state folder ({reason(e)}); choose another with "
                              "--state DIR") from None
         with lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
-                raw = self.path.read_bytes()
-            except FileNotFoundError:
-                raw = None
-            except OSError as e:
-                raise StoreError(f"{self.path}: cannot read it ({e.strerror})") from None
-            try:
-                commands = _parse(raw) if raw is not None else {}
-            except (ValueError, KeyError, TypeError) as e:
-                raise StoreError(f"{self.path}: not an enrolled-commands file ({e}); move it away to start "
-                                 "afresh") from None
+                commands = self._read()
+            except StoreError as e:
+                raise StoreError(f"{e}; move it away to start afresh") from None
             before = dict(commands)
             yield commands
             if commands.keys() != before.keys() or any(commands[k] is not before[k] for k in commands):
@@ -139,7 +140,7 @@ class Store:
                 os.fsync(f.fileno())
             os.replace(tmp, self.path)
         except OSError as e:
-            raise StoreError(f"{self.path}: cannot save ({e.strerror}); nothing was changed") from None
+            raise StoreError(f"{self.path}: cannot save ({reason(e)}); nothing was changed") from None
         finally:
             with contextlib.suppress(OSError):
                 tmp.unlink()
