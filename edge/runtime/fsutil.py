@@ -1,5 +1,5 @@
 """File-system helpers the executables and the host share (standard library only): the errno's words, whether
-two paths are the same file, and whether a folder takes a new file."""
+two paths are the same file, whether a folder takes a new file, and replacing a file whole."""
 
 from __future__ import annotations
 
@@ -34,3 +34,16 @@ def unwritable(folder: Path) -> OSError | None:
         with contextlib.suppress(OSError):  # a read-only folder: nothing was created
             probe.unlink(missing_ok=True)
     return None
+
+
+def replace_whole(path: Path, write, suffix: str = "") -> None:
+    """`write(temporary path)` beside `path`, then rename it into place: readers see the old file or the new one,
+    never half of one. OSError propagates; the temporary file never stays. `suffix`: one the writer insists on
+    (numpy's savez adds .npz to a name without it)."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}{suffix}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()

@@ -14,7 +14,7 @@ import numpy as np
 
 from . import arrays, bundled
 from .feeds import InputError, as_json, check_feed, signature
-from .fsutil import reason, same_path, unwritable
+from .fsutil import reason, replace_whole, same_path, unwritable
 from .manifest import Manifest, Tensor
 from .notify import NOTIFIER
 from .serve import options as serve_options
@@ -106,14 +106,10 @@ def check_output(path: Path, read: list[str]) -> None:
 
 
 def write_outputs(path: Path, outputs: dict[str, np.ndarray]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.npz")
     try:
-        np.savez(tmp, **outputs)
-        os.replace(tmp, path)
+        replace_whole(path, lambda tmp: np.savez(tmp, **outputs), suffix=".npz")
     except OSError as e:
         raise OutputError(f"{path}: cannot write: {reason(e)}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def bench(session, feed, runs: int) -> dict:

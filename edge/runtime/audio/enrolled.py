@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..fsutil import reason
+from ..fsutil import reason, replace_whole
 
 FILE = "commands.json"
 FORMAT = 1
@@ -132,18 +132,17 @@ class Store:
     def _write(self, commands: dict[str, np.ndarray]) -> None:
         doc = {"format": FORMAT, "written": datetime.now(UTC).isoformat(timespec="seconds"),
                "commands": {k: {"takes": len(v), "vectors": np.round(v, 6).tolist()} for k, v in commands.items()}}
-        tmp = self.path.with_name(f".{FILE}.tmp-{os.getpid()}")
         try:
-            with open(tmp, "w") as f:
-                json.dump(doc, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
+            replace_whole(self.path, lambda tmp: _write_synced(tmp, json.dumps(doc)))
         except OSError as e:
             raise StoreError(f"{self.path}: cannot save ({reason(e)}); nothing was changed") from None
-        finally:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
+
+
+def _write_synced(path: Path, text: str) -> None:
+    with open(path, "w") as f:  # on disk before the rename: a power cut never leaves an empty file in its place
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def _parse(raw: bytes) -> dict[str, np.ndarray]:
