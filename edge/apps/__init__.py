@@ -45,6 +45,9 @@ class App:
     host_libraries: dict[str, str] = field(default_factory=dict)
     # its part of the executable in the report's size table: (name, archive entries starting with these)
     component: tuple[str, tuple[str, ...]] | None = None
+    # files the app adds to the executable: (settings, options, optimized model path, payload folder, say) ->
+    # (the settings, amended; the build report's "app" additions or None)
+    stage: Callable | None = None
 
 
 @functools.cache

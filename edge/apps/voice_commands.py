@@ -5,9 +5,11 @@ the manifest; run time: edge/runtime/audio."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from edge import own_commands
 from edge.apps import App, BuildOption
 from edge.errors import DataError, ModelError
 from edge.files import check_readable_file
@@ -99,6 +101,80 @@ def _stream(meta: dict, ins: list, outs: list, path) -> tuple[dict, set[str]]:
             "states": states, "window_samples": window}, fed
 
 
+MIN_BANK = 50  # vectors of other speech: fewer cannot set a threshold at 0.2 % false accepts
+
+
+def _enrol(meta: dict, stream: dict | None, path) -> dict | None:
+    """What enrolling commands needs: a state output holding embeddings [1, K, D] and a bank of D-dimensional
+    vectors beside the labels file (edge/runtime/audio/enrol.py)."""
+    import numpy as np
+
+    e = meta.get("enrol")
+    if e is None:
+        return None
+    if not isinstance(e, dict) or not isinstance(e.get("state"), str) or not isinstance(e.get("bank"), str):
+        raise DataError(f"{path}: \"enrol\" needs \"state\" (a state output) and \"bank\" (a file beside it)")
+    states = {s["output"]: s["shape"] for s in (stream or {}).get("states", [])}
+    if e["state"] not in states or len(states[e["state"]]) != 3:
+        raise ModelError(f"{path}: \"enrol\": {e['state']!r} must be one of the stream's state outputs, shaped "
+                         "[1, K, D] (K embeddings of D numbers)")
+    bank = Path(path).parent / e["bank"]
+    check_readable_file(bank, "enrolment bank", DataError)
+    try:
+        with np.load(bank) as z:
+            centre, negatives = z["centre"], z["negatives"]
+    except (OSError, ValueError, KeyError) as err:
+        raise DataError(f"{bank}: not a bank of \"centre\" and \"negatives\" arrays ({err})") from None
+    d = states[e["state"]][-1]
+    if centre.shape != (d,) or negatives.ndim != 2 or negatives.shape[1] != d or len(negatives) < MIN_BANK \
+            or not (np.isfinite(centre).all() and np.isfinite(negatives).all()):
+        raise DataError(f"{bank}: needs centre [{d}] and at least {MIN_BANK} finite negatives [N, {d}] for the "
+                        f"state {e['state']}; has {list(centre.shape)} and {list(negatives.shape)}")
+    return {"state": e["state"], "bank": BANK_FILE, "source": bank}
+
+
+BANK_FILE, COMMANDS_FILE = "bank.npz", "commands.json"  # their names inside the executable
+
+
+def _builtins(given: str | None, labels: list[str]) -> list[str] | None:
+    """--builtin all|none|a,b,…: the model's commands that stay reported."""
+    keywords = [k for k in labels if not k.startswith("_")]
+    if given in (None, "all"):
+        return None
+    chosen = [] if given == "none" else [w.strip() for w in given.split(",") if w.strip()]
+    unknown = [w for w in chosen if w not in keywords]
+    if unknown or (given != "none" and not chosen):
+        raise DataError(f"--builtin {given}: give all, none or some of {','.join(keywords)}"
+                        + (f" (not the model's: {', '.join(unknown)})" if unknown else ""))
+    return chosen
+
+
+def _kept(labels: list[str], builtins: list[str] | None) -> list[str]:
+    return [k for k in labels if not k.startswith("_") and (builtins is None or k in builtins)]
+
+
+def _stage(settings: dict, options: dict, model: Path, payload: Path, say) -> tuple[dict, dict | None]:
+    """The bank (and the commands of --commands DIR, enrolled through the optimized model) into the executable."""
+    if not settings.get("enrol"):
+        return settings, None
+    import numpy as np
+
+    from edge.runtime.audio.enrolled import write_commands
+
+    meta = _read_labels(options["labels"])
+    bank = Path(options["labels"]).parent / meta["enrol"]["bank"]
+    shutil.copyfile(bank, payload / BANK_FILE)
+    with np.load(bank) as z:
+        section = {"bank": {"file": str(bank), "vectors": int(len(z["negatives"]))}, "commands": []}
+    if options.get("commands"):
+        kept = _kept(settings["labels"], settings.get("builtins"))
+        commands, section["commands"] = own_commands.enrol_folder(Path(options["commands"]), kept, model, settings,
+                                                                  bank, say)
+        write_commands(payload / COMMANDS_FILE, commands)
+        settings = {**settings, "enrol": {**settings["enrol"], "commands": COMMANDS_FILE}}
+    return settings, section
+
+
 def _voice_commands(model: onnx.ModelProto, options: dict) -> dict:
     from edge import model as M
     from edge.runtime.audio import features
@@ -123,6 +199,14 @@ def _voice_commands(model: onnx.ModelProto, options: dict) -> dict:
         raise ModelError(f"the model's first output {scores.name} {list(scores.shape or [])} does not give one "
                          f"score per label: {path} has {len(labels)} labels")
     kind = str(meta.get("output_kind", "logits"))
+    builtins = _builtins(options.get("builtin"), labels)
+    enrolment = _enrol(meta, stream, path)
+    if options.get("commands") and not enrolment:
+        raise DataError(f"--commands: {path} has no \"enrol\" section, so this model cannot hear enrolled commands")
+    if options.get("commands"):
+        own_commands.check_folder(Path(options["commands"]), _kept(labels, builtins))
+    if builtins == [] and not options.get("commands") and not enrolment:
+        raise DataError("--builtin none leaves nothing to hear: this model cannot enrol commands")
     # benchmarks/voice.py's sweep on 62 min of keyword-free speech and noise: for the DS-CNN alone, 0.8 over 5
     # windows gave 6.8 false alarms/h at 62% detection of held-out voices; a model may bring its own
     detector = {"threshold": 0.8, "smooth": 5, "refractory_s": 1.0, **dict(meta.get("detector") or {})}
@@ -143,6 +227,8 @@ def _voice_commands(model: onnx.ModelProto, options: dict) -> dict:
         # what the model is made of, its licences and attributions, shown by --info (the labels file's
         # "model_card": an object; free-form, not read by the device)
         "model_card": meta.get("model_card") if isinstance(meta.get("model_card"), dict) else None,
+        "builtins": builtins,
+        "enrol": enrolment and {k: enrolment[k] for k in ("state", "bank")},
     }).as_dict()
 
 
@@ -157,16 +243,21 @@ APP = App(
     pip=("sounddevice==0.5.6",),
     debs=("libportaudio2",),
     hidden=("edge.runtime.audio.app", "sounddevice", "_cffi_backend"),
-    keep=("numpy.fft",),
+    keep=("numpy.fft", "unicodedata"),  # unicodedata: enrolled labels in any script, normalised
     # ALSA must be the board's own: its configuration and plugins (pulse, dmix) are loaded from the system
     system_libraries=("libasound.so.2",),
     configure=_voice_commands,
+    stage=_stage,
     # one step is a few ms of small convolutions after ~80 ms of waiting for audio: a thread pool wakes up
     # slower than it computes. Measured on the demo's ensemble, x86_64, paced like a microphone (60 s of
     # keywords.wav): 2.39 ms a step with 1 thread, 2.78 ms with 2 (benchmarks/voice.py, "paced")
     default_threads=1,
     options=(BuildOption("--labels", "labels", "class names in output order, for --app voice-commands "
-                         "(demos/kws/model/labels.json)", Path, "FILE.json"),),
+                         "(demos/kws/model/labels.json)", Path, "FILE.json"),
+             BuildOption("--commands", "commands", "your own commands, enrolled into the executable: "
+                         "DIR/<label>/*.wav (models whose labels file has \"enrol\")", Path, "DIR"),
+             BuildOption("--builtin", "builtin", "the model's commands that stay: all (default), none or a "
+                         "comma-separated list", str, "all|none|LIST")),
     # PortAudio is bundled: a build for this machine takes it from here
     host_libraries={"portaudio": "libportaudio2"},
     component=("audio", ("libportaudio", "libjack", "libdb-", "_cffi_backend", "_sounddevice", "sounddevice",

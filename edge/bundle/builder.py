@@ -164,8 +164,13 @@ def _build(opts: BuildOptions, target, app, backend, work: Path, steps: Steps) -
     feeds = _verify_feeds(opts, optimized)
     packaged = steps.run(f"package for {backend.name}", backend.package, optimized_path, optimized, payload, env,
                          work, feeds, steps.say)
-    man = manifest(name, optimized, packaged, target, threads, opt_report, backend, app,
-                   app.configure(optimized, opts.app_options) if app else None, opts.runtime_tmpdir)
+    settings = app.configure(optimized, opts.app_options) if app else None
+    app_report = None
+    if app and app.stage:
+        settings, app_report = steps.run("app files", app.stage, settings, opts.app_options, optimized_path, payload,
+                                         steps.say)
+    man = manifest(name, optimized, packaged, target, threads, opt_report, backend, app, settings,
+                   opts.runtime_tmpdir)
     (payload / "manifest.json").write_text(man.dumps())
     log = envs.cache_dir() / "logs" / f"pyinstaller-{name}.log"
     log.unlink(missing_ok=True)
@@ -193,7 +198,8 @@ def _build(opts: BuildOptions, target, app, backend, work: Path, steps: Steps) -
         "runtime_wheel": {"path": str(opts.runtime_wheel), "sha256": files.sha256(opts.runtime_wheel)}
         if opts.runtime_wheel else None,
         "backend": {**packaged["backend"], **packaged["report"]},
-        "app": {"name": app.name, "system_libraries": list(app.system_libraries)} if app else None,
+        "app": {"name": app.name, "system_libraries": list(app.system_libraries), **(app_report or {})}
+        if app else None,
         "components": inside["components"], "bundle_entries": inside["entries"], "glibc": elf_report,
         "licences": parts,
         "verification": checked, "step_seconds": steps.seconds,

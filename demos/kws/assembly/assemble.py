@@ -12,11 +12,11 @@ One call of the graph is one 80 ms step of a stream (K = the head's embeddings, 
            emb_state  [N, K-1, 96]    carried from the previous step's emb_state_out (zeros at start)
   outputs  scores     [N, 12]         softmax of the head's logits over the last K embeddings
            emb_state_out
-Writes into the output folder: kws_stream.onnx, labels.json (with the stream contract the app reads and the
-model card's facts that `--info` shows), calib.npz and heldout.npz (both inputs + labels, for edge optimize /
-edge build --eval) and assemble_report.json. Checks, or exits non-zero: the graph against its parts run
-separately (1e-5), and stepping it through 4 s of audio from zero states against one call with
-offline-computed states (1e-4).
+Writes into the output folder: kws_stream.onnx, labels.json (with the stream contract the app reads, what
+enrolling commands needs and the model card's facts that `--info` shows), bank.npz (model/bank.npz), calib.npz
+and heldout.npz (both inputs + labels, for edge optimize / edge build --eval) and assemble_report.json.
+Checks, or exits non-zero: the graph against its parts run separately (1e-5), and stepping it through 4 s of
+audio from zero states against one call with offline-computed states (1e-4).
 """
 
 from __future__ import annotations
@@ -168,6 +168,9 @@ def main() -> int:
         "stream": {"chunk_samples": CHUNK, "audio": "audio", "states": {"emb_state": "emb_state_out"},
                    "window_samples": span},
         "detector": detector_defaults(),
+        # commands enrolled from a few recordings (edge/runtime/audio/enrol.py) read the embeddings the state
+        # carries and are measured against the bank of other speech (bank.py), copied beside this file
+        "enrol": {"state": "emb_state_out", "bank": "bank.npz"},
         "front_end": f"audio: the last {WINDOW} samples at 16 kHz in [-1, 1]; the head reads {n_emb} embeddings "
                      f"({span / 16000:.3f} s)",
         "model_card": {**CARD, "licence": "Apache-2.0 (model); training data CC BY 4.0 (attribution above)",
@@ -176,6 +179,7 @@ def main() -> int:
                                    "(train_head.py's test split)"},
     }
     stage("labels.json", lambda f: json.dump(labels, f, indent=1))
+    stage("bank.npz", lambda f: f.write(open(os.path.join(MODEL_DIR, "bank.npz"), "rb").read()))
     size = os.path.getsize(staged[out])
     stage("assemble_report.json", lambda f: json.dump(
         dict(model=out, embeddings=n_emb, bytes=size, check_parts=parts, check_stream=stream,

@@ -21,8 +21,10 @@ from edge.runtime.serve.http import Response
 from edge.runtime.serve.live import InputState
 from edge.runtime.session import open_session
 
-from . import features
+from . import enrol_cli, features
+from .commands import Spotter, Vocabulary
 from .detector import Detection, Detector, softmax
+from .enrol import EmbeddingTap
 from .mic import AudioError, Microphone, find_device, import_sounddevice, input_devices
 from .resample import Resampler, to_mono
 from .settings import ListenConfig, VoiceSettings
@@ -59,6 +61,7 @@ def audio_parser(name: str, app: VoiceSettings) -> argparse.ArgumentParser:
     g.add_argument("--reconnect", type=float, default=0.0, metavar="S",
                    help="when the device is lost, wait up to S seconds for it to come back (default: exit)")
     g.add_argument("--verbose", action="store_true", help="timing of every window on stderr")
+    enrol_cli.add_flags(p)
     return p
 
 
@@ -103,7 +106,7 @@ class Listener:
     every window's scores with their own)."""
 
     def __init__(self, session, app: VoiceSettings, config: ListenConfig, outputs: list[str], out, detector=None,
-                 observer=None):
+                 observer=None, vocabulary: Vocabulary | None = None):
         self.session, self.logits = session, app.scores == "logits"
         stream = app.stream
         self.hop = stream.chunk_samples if stream else RATE * config.hop_ms // 1000
@@ -112,7 +115,11 @@ class Listener:
         self.frontend = StreamingLogMel(self.window) if self.logmel else None
         self.stream = ModelStream(stream, outputs) if stream else None
         self.detector = detector or Detector(app.labels, config.threshold, config.thresholds, config.smooth,
-                                             config.refractory_s)
+                                             config.refractory_s, reported=app.keywords)
+        # enrolled commands, decided jointly with the model's own: see _decide
+        self.vocabulary = vocabulary
+        self.spotter = Spotter(vocabulary, outputs.index(app.enrol.state)) if vocabulary else None
+        self.reported = {app.labels.index(k) for k in app.keywords}
         self.labels, self.verbose, self.out = app.labels, config.verbose, out
         self.observer = observer  # observer(t, block, probs or None) after every step (serve mode's level meter)
         self.pending = np.zeros(0, np.float32)
@@ -162,7 +169,7 @@ class Listener:
             self._observe(block, None)
             return
         self._observe(block, probs)
-        hit = self.detector.step(probs, self.samples / RATE)
+        hit = self._decide(probs, outputs, self.samples / RATE)
         if self.verbose:
             top = int(np.argmax(probs))
             print(f"t={self.samples / RATE:.2f}s features {1e3 * (t1 - t0):.2f} ms inference {1e3 * (t2 - t1):.2f} ms "
@@ -170,6 +177,25 @@ class Listener:
         if hit:
             self.detections.append(hit)
             self.out(hit)
+
+    def _decide(self, probs: np.ndarray, outputs: list[np.ndarray], t: float) -> Detection | None:
+        """The model's own commands first; an enrolled command is heard when none of them is, outside the
+        refractory period of the last detection, and while the model's own top class is not one of its reported
+        commands (a built-in said is never also an enrolled command)."""
+        hit = self.detector.step(probs, t)
+        if not self.spotter:
+            return hit
+        if self.vocabulary.due() and self.vocabulary.reload():
+            heard = ", ".join(c.label for c in self.vocabulary.commands) or "none"
+            print(f"enrolled commands changed: now also hearing {heard}", file=sys.stderr, flush=True)
+        heard = self.spotter.step(outputs, t)
+        if hit:
+            self.spotter.clear()
+            return hit
+        if heard is None or self.detector.quiet(t) or int(np.argmax(probs)) in self.reported:
+            return None
+        self.detector.hold(t)
+        return Detection(t, heard.label, heard.score)
 
     def _observe(self, block: np.ndarray, probs) -> None:
         if self.observer:
@@ -317,10 +343,17 @@ class Serving:
                 f"{self.hub.dropped} dropped for slow readers")
 
 
+def _tap(manifest: Manifest, app: VoiceSettings, threads: int | None) -> EmbeddingTap:
+    session = open_session(manifest, bundled.model_path(manifest), threads or manifest.threads)
+    return EmbeddingTap(session, app.stream, [o.name for o in manifest.outputs], app.enrol.state)
+
+
 def main(argv: list[str] | None, manifest: Manifest, name: str) -> int:
     app = VoiceSettings.from_dict(manifest.app.settings)
     try:
         args = audio_parser(name, app).parse_args(argv)
+        if enrol_cli.wanted(args):
+            return enrol_cli.run(args, manifest, app, name, lambda: _tap(manifest, app, args.threads))
         if args.fast and not args.wav:
             raise InputError("--fast goes with --wav")
         if not (args.mic or args.wav or args.list_devices):
@@ -356,8 +389,12 @@ def main(argv: list[str] | None, manifest: Manifest, name: str) -> int:
         out = printer(as_json)
         if served:
             out = served.tee(out)
+        vocabulary = enrol_cli.vocabulary(app, args.state)
         listener = Listener(session, app, config, [o.name for o in manifest.outputs], out,
-                            observer=served.live.window if served else None)
+                            observer=served.live.window if served else None, vocabulary=vocabulary)
+        if vocabulary and vocabulary.commands:
+            print(f"also hearing {', '.join(c.label for c in vocabulary.commands)} (enrolled; --commands lists them)",
+                  file=sys.stderr, flush=True)
         code, how = 0, "end of file" if args.wav else ""
         try:
             status.state = "listening"

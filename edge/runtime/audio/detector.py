@@ -26,10 +26,11 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 class Detector:
     def __init__(self, labels: list[str], threshold: float, thresholds: dict[str, float] | None = None,
-                 smooth: int = 3, refractory_s: float = 1.0, rearm: float = 0.5):
+                 smooth: int = 3, refractory_s: float = 1.0, rearm: float = 0.5, reported: list[str] | None = None):
         self.labels = labels
-        # classes whose name starts with "_" (_silence_, _unknown_) are never reported
-        self.keywords = np.array([i for i, n in enumerate(labels) if not n.startswith("_")])
+        # classes whose name starts with "_" (_silence_, _unknown_) are never reported, nor those left out
+        self.keywords = np.array([i for i, n in enumerate(labels)
+                                  if not n.startswith("_") and (reported is None or n in reported)], np.int64)
         per = thresholds or {}
         self.thresholds = np.array([per.get(labels[i], threshold) for i in self.keywords], np.float32)
         self.refractory_s = refractory_s
@@ -40,6 +41,8 @@ class Detector:
 
     def step(self, scores: np.ndarray, t: float) -> Detection | None:
         self._recent.append(scores)
+        if not len(self.keywords):
+            return None
         smoothed = np.mean(self._recent, axis=0)[self.keywords]
         self._armed |= smoothed < self.rearm * self.thresholds
         best = int(np.argmax(smoothed))
@@ -48,3 +51,11 @@ class Detector:
         self._last_t = t
         self._armed[best] = False
         return Detection(t, self.labels[self.keywords[best]], float(smoothed[best]))
+
+    def quiet(self, t: float) -> bool:
+        """No detection of any kind is allowed at t (the refractory period of the last one)."""
+        return t - self._last_t < self.refractory_s
+
+    def hold(self, t: float) -> None:
+        """A detection was made at t by something else (an enrolled command): the refractory period applies."""
+        self._last_t = t

@@ -72,15 +72,9 @@ class Store:
 
     def _read(self) -> dict[str, np.ndarray]:
         try:
-            raw = self.path.read_bytes()
+            return read_commands(self.path)
         except FileNotFoundError:
             return {}
-        except OSError as e:
-            raise StoreError(f"{self.path}: cannot read the enrolled commands ({reason(e)})") from None
-        try:
-            return _parse(raw)
-        except (ValueError, KeyError, TypeError) as e:
-            raise StoreError(f"{self.path}: not an enrolled-commands file ({e})") from None
 
     def stamp(self) -> tuple[int, int] | None:
         """Changes when the file does (a listener compares it every second to pick up enrolments)."""
@@ -130,10 +124,8 @@ class Store:
                 self._write(commands)
 
     def _write(self, commands: dict[str, np.ndarray]) -> None:
-        doc = {"format": FORMAT, "written": datetime.now(UTC).isoformat(timespec="seconds"),
-               "commands": {k: {"takes": len(v), "vectors": np.round(v, 6).tolist()} for k, v in commands.items()}}
         try:
-            replace_whole(self.path, lambda tmp: _write_synced(tmp, json.dumps(doc)))
+            write_commands(self.path, commands)
         except OSError as e:
             raise StoreError(f"{self.path}: cannot save ({reason(e)}); nothing was changed") from None
 
@@ -143,6 +135,28 @@ def _write_synced(path: Path, text: str) -> None:
         f.write(text)
         f.flush()
         os.fsync(f.fileno())
+
+
+def read_commands(path: Path) -> dict[str, np.ndarray]:
+    """{label: vectors} of a commands file; FileNotFoundError when there is none, StoreError naming it when it
+    cannot be used."""
+    try:
+        raw = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise
+    except OSError as e:
+        raise StoreError(f"{path}: cannot read the enrolled commands ({reason(e)})") from None
+    try:
+        return _parse(raw)
+    except (ValueError, KeyError, TypeError) as e:
+        raise StoreError(f"{path}: not an enrolled-commands file ({e})") from None
+
+
+def write_commands(path: Path, commands: dict[str, np.ndarray]) -> None:
+    """The whole file at once (beside it, synced, renamed into place)."""
+    doc = {"format": FORMAT, "written": datetime.now(UTC).isoformat(timespec="seconds"),
+           "commands": {k: {"takes": len(v), "vectors": np.round(v, 6).tolist()} for k, v in commands.items()}}
+    replace_whole(Path(path), lambda tmp: _write_synced(tmp, json.dumps(doc)))
 
 
 def _parse(raw: bytes) -> dict[str, np.ndarray]:

@@ -18,6 +18,16 @@ class Stream:
 
 
 @dataclass(frozen=True)
+class Enrolment:
+    """What enrolling commands needs (edge/runtime/audio/enrol.py): the state output holding the speech
+    embedding, and the bundled files: the bank of "not a command" and the commands enrolled at build time."""
+
+    state: str  # a state output [1, K, D]: the embeddings of the window
+    bank: str  # file in the bundle: centre [D], negatives [N, D], words [N]
+    commands: str | None = None  # file in the bundle, the state folder's format (enrolled.py); None: none
+
+
+@dataclass(frozen=True)
 class VoiceSettings:
     labels: list[str]
     scores: str  # "logits" or "probabilities"
@@ -31,6 +41,8 @@ class VoiceSettings:
     smooth: int
     refractory_s: float
     model_card: dict | None = None  # parts, licences, attributions: shown by --info, not read here
+    builtins: list[str] | None = None  # the model's keywords that are reported; None: all of them
+    enrol: Enrolment | None = None  # set when commands can be enrolled on top of the model's own
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -41,11 +53,15 @@ class VoiceSettings:
         values = {k: v for k, v in d.items() if k in known}
         if values.get("stream"):
             values["stream"] = Stream(**values["stream"])
+        if values.get("enrol"):
+            values["enrol"] = Enrolment(**values["enrol"])
         return cls(**values)
 
     @property
     def keywords(self) -> list[str]:
-        return [k for k in self.labels if not k.startswith("_")]
+        """The model's own commands that are reported."""
+        kept = self.builtins
+        return [k for k in self.labels if not k.startswith("_") and (kept is None or k in kept)]
 
 
 @dataclass(frozen=True)
