@@ -89,6 +89,26 @@ def voice_exe(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def stream_model(tmp_path_factory):
+    """The demo's streaming model, assembled now (kws_stream.onnx, labels.json, bank.npz, heldout.npz, ...)."""
+    work = tmp_path_factory.mktemp("stream")
+    # assemble fails unless the graph equals its parts (1e-5) and stepping it equals offline states (1e-4)
+    r = subprocess.run([sys.executable, "-m", "demos.kws.assembly.assemble", "-o", work], cwd=ROOT,
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return work
+
+
+@pytest.fixture(scope="session")
+def stream_exe(stream_model):
+    work = stream_model
+    exe = work / "voice-stream"
+    edge("build", work / "kws_stream.onnx", "--app", "voice-commands", "--labels", work / "labels.json",
+         "--target", "x86_64", "-o", exe, "--eval", work / "heldout.npz")
+    return exe
+
+
+@pytest.fixture(scope="session")
 def mlp_exe(models, tmp_path_factory):
     """A bare model executable: features float32[batch, 32] → logits float32[batch, 10]."""
     out = tmp_path_factory.mktemp("mlp-exe") / "mlp"

@@ -220,6 +220,10 @@ def test_service_runs_under_systemd_is_watched_survives_upgrade_and_purges_clean
         assert "Watchdog timeout" in journal, journal[-3000:]
         with urllib.request.urlopen(_serving_url(box, "mlp") + "/healthz", timeout=10) as r:
             assert r.status == 200
+        # the service's state folder (StateDirectory=; the voice app keeps enrolled commands there) is made for it,
+        # owned by its dynamic user, and survives an upgrade
+        assert box.sh("readlink /var/lib/mlp").stdout.strip() == "private/mlp"
+        box.sh("echo kept > /var/lib/private/mlp/enrolled")
         # an upgrade keeps the owner's flags and restarts the service
         (root / "etc/default/mlp").write_text((root / "etc/default/mlp").read_text() + "# changed by the owner\n")
         v2 = _copy_built(mlp_exe, tmp_path / "v2")
@@ -228,7 +232,8 @@ def test_service_runs_under_systemd_is_watched_survives_upgrade_and_purges_clean
         box.sh("dpkg -i /srv/mlp.deb && rm /srv/mlp.deb")
         assert "# changed by the owner" in (root / "etc/default/mlp").read_text()
         assert box.show("mlp", "MainPID")["MainPID"] != after["MainPID"]  # restarted on upgrade
-        box.sh("dpkg --purge mlp")
+        assert (root / "var/lib/private/mlp/enrolled").read_text() == "kept\n"
+        box.sh("dpkg --purge mlp")  # and the state goes with the purge (the check of what is left, below)
         assert box.show("mlp", "LoadState")["LoadState"] == "not-found"
     shutil.rmtree(dropin.parent)  # the test's own drop-in
     # what is new is what booting made (timers' stamps, the machine id), none of it the package's

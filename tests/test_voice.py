@@ -6,7 +6,6 @@ import os
 import pty
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -240,25 +239,6 @@ def test_device_that_comes_back_is_reconnected(voice_exe, mic):
 STREAM_LATENCY_MAX_S = 2.6
 STREAM_MIN_HITS = 5  # of the 6 words of each sample; measured: all 6 of real.wav, 4 of commands.wav
 DETECTOR = json.loads((ROOT / "demos/kws/model/detector.json").read_text())
-
-
-@pytest.fixture(scope="module")
-def stream_model(tmp_path_factory):
-    work = tmp_path_factory.mktemp("stream")
-    # assemble fails unless the graph equals its parts (1e-5) and stepping it equals offline states (1e-4)
-    r = subprocess.run([sys.executable, "-m", "demos.kws.assembly.assemble", "-o", work], cwd=ROOT,
-                       capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stdout + r.stderr
-    return work
-
-
-@pytest.fixture(scope="module")
-def stream_exe(stream_model):
-    work = stream_model
-    exe = work / "voice-stream"
-    edge("build", work / "kws_stream.onnx", "--app", "voice-commands", "--labels", work / "labels.json",
-         "--target", "x86_64", "-o", exe, "--eval", work / "heldout.npz")
-    return exe
 
 
 def test_streaming_model_hears_real_speakers_stepping_every_80_ms(stream_exe):

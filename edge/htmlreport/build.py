@@ -5,7 +5,21 @@ from __future__ import annotations
 from pathlib import Path
 
 from edge.htmlreport import charts
-from edge.htmlreport.page import Raw, chart_grid, dig, facts, fmt_bytes, fmt_num, num, para, part, section, table
+from edge.htmlreport.page import (
+    Raw,
+    chart_grid,
+    dig,
+    facts,
+    fmt_bytes,
+    fmt_num,
+    fmt_share,
+    num,
+    para,
+    part,
+    records,
+    section,
+    table,
+)
 
 GLIBC_CHART_FILES = 25
 
@@ -15,7 +29,8 @@ def title(report: dict) -> str:
 
 
 def build_sections(report: dict) -> list[Raw]:
-    return [executable_section(report), components_section(report), relink_section(report), elf_section(report)]
+    return [executable_section(report), commands_section(report), components_section(report),
+            relink_section(report), elf_section(report)]
 
 
 def executable_section(report: dict) -> Raw:
@@ -44,6 +59,27 @@ def executable_section(report: dict) -> Raw:
         parts += [Raw("<h3>time per step</h3>"),
                   table(["step", "seconds"], [[k, fmt_num(v, ".1f")] for k, v in steps.items()], numeric={1})]
     return section("Executable", *parts, section_id="executable")
+
+
+def commands_section(report: dict) -> Raw:
+    """The voice app's commands enrolled at build time (--commands DIR) and what to expect of each."""
+    commands = records(dig(report, "app", "commands"))
+    if not commands:
+        return Raw("")
+    rows = []
+    for c in commands:
+        confused = ", ".join(f"{x.get('label')} ({fmt_share(x.get('overlap'))})"
+                             for x in records(c.get("confusable"))) or "–"
+        hit = fmt_share(c.get("hit_rate")) if c.get("hit_rate") is not None else "n/a (one recording)"
+        rows.append([c.get("label"), len(c.get("recordings") or []) or c.get("takes"), hit,
+                     fmt_share(c.get("false_accepts")), fmt_num(c.get("threshold"), ".2f"), confused])
+    bank = part(report, "app", "bank")
+    note = para(f"expected hit rate: each recording left out in turn and scored against the others; false accepts: "
+                f"the share of the bundled bank of other speech ({bank.get('vectors', '–')} recordings) that a "
+                "command accepts, on the half of the bank that did not set its threshold", "muted")
+    return section("Your own commands", table(["command", "recordings", "expected hit rate", "false accepts",
+                                               "threshold", "may be confused with"], rows, numeric={1, 2, 3, 4}),
+                   note, section_id="commands")
 
 
 def bootloader_text(boot) -> str | None:

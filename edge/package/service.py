@@ -16,7 +16,7 @@ RESOURCES = Path(__file__).parent / "resources"
 
 # debhelper's autoscripts with #UNITFILE(S)# as #UNIT#: resources/postinst.in is postinst-systemd-enable and
 # postinst-systemd-restart (restart after upgrade), prerm.in is prerm-systemd-restart, postrm.in is
-# postrm-systemd-reload-only and postrm-systemd
+# postrm-systemd-reload-only and postrm-systemd, then the purge of the unit's StateDirectory=
 SCRIPTS = ("postinst", "prerm", "postrm")
 
 
@@ -39,9 +39,11 @@ def defaults(name: str, args: str) -> str:
 
 def maintainer_scripts(name: str) -> dict[str, str]:
     """{script: text}: what dh_installsystemd would add to each, in a script of its own."""
+    def filled(script: str) -> str:
+        return (RESOURCES / f"{script}.in").read_text().replace("#UNIT#", f"{name}.service").replace("#NAME#", name)
+
     return {script: f"#!/bin/sh\nset -e\n# Automatically added by edge package (debhelper's dh_installsystemd "
-                    f"snippets)\n{body.replace('#UNIT#', f'{name}.service')}# End automatically added section\n"
-            for script, body in ((s, (RESOURCES / f"{s}.in").read_text()) for s in SCRIPTS)}
+                    f"snippets)\n{filled(script)}# End automatically added section\n" for script in SCRIPTS}
 
 
 def security(unit_path: Path) -> dict:
