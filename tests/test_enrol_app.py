@@ -23,6 +23,7 @@ from edge.runtime.audio.settings import ListenConfig, VoiceSettings
 from edge.runtime.ort import open_session
 from tests import wavs
 from tests.conftest import ROOT, edge
+from tests.pulse import VirtualMic
 
 SIX = sorted((ROOT / "tests/fixtures/enrol").glob("six_*.wav"))
 TAKES = SIX[:3]  # three speakers enrol
@@ -353,3 +354,37 @@ def test_a_running_listener_hears_a_new_command_and_stops_hearing_a_forgotten_on
     hits = [h for h in detections(out.decode()) if h["label"] == "mensaje"]
     assert len(hits) == 1 and near(hits, "mensaje", first), (hits, err.decode())
     assert second > first and err.decode().count("enrolled commands changed") == 2, err.decode()
+
+
+def _slot(x: np.ndarray, seconds: float = 2.0) -> np.ndarray:
+    """A recording centred in a take's time."""
+    out = np.zeros(int(seconds * RATE), np.float32)
+    start = (len(out) - len(x)) // 2
+    out[start : start + len(x)] = x
+    return out
+
+
+@pytest.mark.slow
+def test_guided_takes_from_a_microphone_are_checked_and_asked_again(enrol_exe, tmp_path):
+    """A real PortAudio stream from a virtual PulseAudio microphone: a silent take and a clipped one are refused
+    with the reason and asked again; three good takes are kept."""
+    mic = VirtualMic(tmp_path / "pulse").start()
+    try:
+        p = subprocess.Popen([str(enrol_exe), "--enroll", "mensaje", "--mic", "--device", "pulse", "--takes", "3",
+                              "--state", str(tmp_path / "state")], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, env=mic.env)
+        first = p.stderr.readline() + p.stderr.readline()
+        assert "take 1 of 3: speak now" in first, first + p.stderr.read()
+        one, two = read_take(LANG / "es_mensaje.wav"), read_take(LANG / "es_mensajes.wav")
+        mic.play(np.concatenate([_slot(np.zeros(1, np.float32)), _slot(np.clip(one * 60, -1, 1)), _slot(one),
+                                 _slot(two), _slot(0.6 * one)]))
+        out, err = p.communicate(timeout=60)
+    finally:
+        mic.close()
+    err = first + err
+    assert p.returncode == 0, err
+    refused = [ln for ln in err.splitlines() if "take refused" in ln]
+    assert len(refused) == 2 and "too quiet" in refused[0] and "clipped" in refused[1], err
+    assert err.count("  ok (") == 3 and "enrolled 'mensaje' from 3 take(s)" in out, out + err
+    listed = json.loads(run(enrol_exe, "--commands", "--json", state=tmp_path / "state").stdout)["commands"]
+    assert [c["takes"] for c in listed if c["label"] == "mensaje"] == [3]
