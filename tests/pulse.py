@@ -3,6 +3,7 @@ reads a FIFO that the test writes audio into, paced in real time (PulseAudio's m
 
 from __future__ import annotations
 
+import collections
 import os
 import shutil
 import subprocess
@@ -28,6 +29,7 @@ class VirtualMic:
             (root / d).mkdir(parents=True, exist_ok=True)
         self._writer: threading.Thread | None = None
         self._stop = threading.Event()
+        self._queue: collections.deque[bytes] = collections.deque()
 
     def start(self) -> VirtualMic:
         subprocess.run(["pulseaudio", "-D", "-n", "--exit-idle-time=-1", "--disallow-exit",
@@ -41,15 +43,23 @@ class VirtualMic:
 
     def play(self, audio: np.ndarray) -> None:
         """Write audio into the microphone in real time, then silence until stop(): if the writer closes,
-        closing the PortAudio stream hangs."""
+        closing the PortAudio stream hangs. While it plays, more audio is queued after what is playing."""
         pcm = (np.clip(audio, -1, 32767 / 32768) * 32768).astype("<i2").tobytes()
+        if self._writer and self._writer.is_alive():
+            self._queue.append(pcm)
+            return
         self._stop.clear()
+        self._queue = collections.deque([pcm])
 
         def write():
             with open(self.fifo, "wb", buffering=0) as f:
                 start, sent, chunk = time.monotonic(), 0, RATE // 10 * 2
+                playing, at = b"", 0
                 while not self._stop.is_set():
-                    block = pcm[sent : sent + chunk] if sent < len(pcm) else bytes(chunk)
+                    if at >= len(playing) and self._queue:
+                        playing, at = self._queue.popleft(), 0
+                    block = playing[at : at + chunk]
+                    at += len(block)
                     block += bytes(chunk - len(block))
                     try:
                         f.write(block)

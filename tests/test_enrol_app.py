@@ -6,6 +6,7 @@ demo's real streaming model."""
 
 import json
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -33,6 +34,7 @@ RATE = 16000
 # a word is judged while it lies in the model's 1.655 s window; the best of three 80-ms steps decides
 LATENCY_MAX_S = 2.6
 GAP = np.zeros(int(1.5 * RATE), np.float32)
+ARTIFACTS = ROOT / "build" / "test-artifacts"  # screenshots; git-ignored
 
 
 def stream_of(*parts) -> tuple[np.ndarray, list[float]]:
@@ -388,3 +390,63 @@ def test_guided_takes_from_a_microphone_are_checked_and_asked_again(enrol_exe, t
     assert err.count("  ok (") == 3 and "enrolled 'mensaje' from 3 take(s)" in out, out + err
     listed = json.loads(run(enrol_exe, "--commands", "--json", state=tmp_path / "state").stdout)["commands"]
     assert [c["takes"] for c in listed if c["label"] == "mensaje"] == [3]
+
+
+def _wait(predicate, timeout=30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.mark.slow
+def test_the_kiosk_page_adds_a_command_from_the_devices_microphone_in_a_real_browser(enrol_exe, tmp_path):
+    """Debian's chromium on the kiosk page, behind a token; the takes come from a virtual PulseAudio microphone
+    through the running listener; the saved command is heard a moment later, and the HTTP API agrees."""
+    from tests.browser import chromium
+    from tests.served import Served
+
+    mic = VirtualMic(tmp_path / "pulse").start()
+    one, two = read_take(LANG / "es_mensaje.wav"), read_take(LANG / "es_mensajes.wav")
+    try:
+        s = Served(enrol_exe, "--mic", "--device", "pulse", "--json", "--serve-token", "kiosk-secret", "--state",
+                   tmp_path / "state", env=mic.env)
+        assert _wait(lambda: "listening on" in s.stderr), s.stderr
+        printed: list[str] = []
+        threading.Thread(target=lambda: printed.extend(s.proc.stdout), daemon=True).start()
+        mic.play(np.zeros(RATE // 2, np.float32))  # the microphone runs from now on: silence between takes
+        with chromium(800, 480) as browser:
+            browser.get(f"http://{s.host}:{s.port}/?token=kiosk-secret")
+            button = browser.find_element("id", "add")
+            assert _wait(lambda: button.is_displayed())
+            button.click()
+            browser.find_element("id", "label").send_keys("mensaje")
+            takes = browser.find_element("id", "takes")
+            for i, audio in enumerate((one, None, two), 1):
+                browser.find_element("id", "record").click()
+                if audio is not None:
+                    mic.play(_slot(audio))
+                assert _wait(lambda i=i: len(takes.find_elements("tag name", "li")) == i, 20), takes.text
+            lines = takes.text.splitlines()
+            assert lines[0].startswith("take 1: ✓") and lines[2].startswith("take 3: ✓"), lines
+            assert lines[1].startswith("take 2: ✗") and ("too quiet" in lines[1] or "no speech" in lines[1])
+            quality = browser.find_element("id", "quality").text
+            assert "2 good take(s)" in quality and "expected hit rate 100 %" in quality, quality
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            browser.save_screenshot(str(ARTIFACTS / "kiosk-add-a-command-800x480.png"))
+            browser.find_element("id", "save").click()
+            assert _wait(lambda: browser.find_element("id", "enrol-note").text.startswith("saved mensaje"))
+            assert _wait(lambda: "mensaje" in browser.find_element("id", "mine").text)
+            time.sleep(1.5)  # the listener looks at the state folder every second
+            mic.play(_slot(two))
+            assert _wait(lambda: any('"mensaje"' in line for line in printed), 15), printed
+        status, _, body = s.request("GET", "/v1/commands", headers={"Authorization": "Bearer kiosk-secret"})
+        listed = {c["label"]: c for c in json.loads(body)["commands"]}
+        assert status == 200 and listed["mensaje"]["takes"] == 2 and listed["mensaje"]["source"] == "enrolled"
+        assert s.request("GET", "/v1/commands")[0] == 401  # behind the same token
+        code, err = s.stop()
+        assert code == 0, err
+    finally:
+        mic.close()

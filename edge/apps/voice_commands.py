@@ -242,7 +242,7 @@ APP = App(
     # 0.5.6: the version tested here; its PortAudio comes from the build system (libportaudio2), bundled
     pip=("sounddevice==0.5.6",),
     debs=("libportaudio2",),
-    hidden=("edge.runtime.audio.app", "sounddevice", "_cffi_backend"),
+    hidden=("edge.runtime.audio.app", "edge.runtime.audio.commands_api", "sounddevice", "_cffi_backend"),
     keep=("numpy.fft", "unicodedata"),  # unicodedata: enrolled labels in any script, normalised
     # ALSA must be the board's own: its configuration and plugins (pulse, dmix) are loaded from the system
     system_libraries=("libasound.so.2",),

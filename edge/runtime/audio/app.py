@@ -312,9 +312,11 @@ def list_devices(sd, as_json: bool) -> int:
 
 
 class Serving:
-    """--serve beside --mic/--wav: the model's routes, the kiosk page and the event stream."""
+    """--serve beside --mic/--wav: the model's routes, the kiosk page, the event stream and, for a model that
+    enrols commands, /v1/commands (takes recorded through the listener: `observe` sees every block)."""
 
-    def __init__(self, args, manifest: Manifest, session, app: VoiceSettings, status: InputState, name: str):
+    def __init__(self, args, manifest: Manifest, session, app: VoiceSettings, status: InputState, name: str,
+                 vocabulary: Vocabulary | None):
         from edge.runtime.serve.events import Hub
         from edge.runtime.serve.kiosk import PAGE
         from edge.runtime.serve.live import Live
@@ -326,8 +328,19 @@ class Serving:
         page = PAGE.encode()
         routes = {**self.model.routes(), ("GET", "/v1/events"): self.hub.route,
                   ("GET", "/"): lambda _r: Response(200, page, "text/html; charset=utf-8")}
+        self.capture = None
+        if vocabulary:
+            from .commands_api import Capture, CommandRoutes
+
+            self.capture = Capture()
+            routes.update(CommandRoutes(vocabulary, lambda: _tap_on(session, manifest, app), self.capture).routes())
         self.server = serve_options.start(args, routes, name, InputError)
         self.live.start()
+
+    def observe(self, t: float, block: np.ndarray, probs) -> None:
+        self.live.window(t, block, probs)
+        if self.capture:
+            self.capture.feed(block)
 
     def tee(self, out):
         def both(d: Detection) -> None:
@@ -336,6 +349,8 @@ class Serving:
         return both
 
     def close(self) -> str:
+        if self.capture:
+            self.capture.end()
         self.live.stop()
         self.hub.close()
         self.server.close()
@@ -344,7 +359,11 @@ class Serving:
 
 
 def _tap(manifest: Manifest, app: VoiceSettings, threads: int | None) -> EmbeddingTap:
-    session = open_session(manifest, bundled.model_path(manifest), threads or manifest.threads)
+    return _tap_on(open_session(manifest, bundled.model_path(manifest), threads or manifest.threads), manifest, app)
+
+
+def _tap_on(session, manifest: Manifest, app: VoiceSettings) -> EmbeddingTap:
+    """The model's stream over a take, for enrolment (its own states: a listener's stream is not disturbed)."""
     return EmbeddingTap(session, app.stream, [o.name for o in manifest.outputs], app.enrol.state)
 
 
@@ -385,13 +404,13 @@ def main(argv: list[str] | None, manifest: Manifest, name: str) -> int:
         config = ListenConfig(hop_ms=args.hop_ms, threshold=default, thresholds=per, smooth=args.smooth,
                               refractory_s=args.refractory, verbose=args.verbose)
         status = InputState("wav" if args.wav else "mic", device="" if args.mic else str(args.wav))
-        served = Serving(args, manifest, session, app, status, name) if args.serve else None
+        vocabulary = enrol_cli.vocabulary(app, args.state)
+        served = Serving(args, manifest, session, app, status, name, vocabulary) if args.serve else None
         out = printer(as_json)
         if served:
             out = served.tee(out)
-        vocabulary = enrol_cli.vocabulary(app, args.state)
         listener = Listener(session, app, config, [o.name for o in manifest.outputs], out,
-                            observer=served.live.window if served else None, vocabulary=vocabulary)
+                            observer=served.observe if served else None, vocabulary=vocabulary)
         if vocabulary and vocabulary.commands:
             print(f"also hearing {', '.join(c.label for c in vocabulary.commands)} (enrolled; --commands lists them)",
                   file=sys.stderr, flush=True)
@@ -408,6 +427,8 @@ def main(argv: list[str] | None, manifest: Manifest, name: str) -> int:
                 listener.feed(block)
             if served:  # the file has ended: the page and the API stay up until Ctrl-C or SIGTERM
                 status.state = "ended"
+                if served.capture:
+                    served.capture.end()
                 served.live.publish_status()
                 NOTIFIER.status("the file has ended; still serving")
                 serve_options.wait_for_stop(served.server)

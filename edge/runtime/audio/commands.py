@@ -6,6 +6,7 @@ jointly with the model's own scores (Spotter)."""
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,13 +15,17 @@ import numpy as np
 
 from . import enrol
 from .detector import Detection
-from .enrolled import Store, read_commands
+from .enrolled import Store, StoreError, TakenError, check_label, read_commands
 from .settings import VoiceSettings
 
 MODEL, BUNDLED, ENROLLED = "model", "bundled", "enrolled"  # where a command comes from
 RELOAD_S = 1.0  # how often a listener looks at the state folder's file
 PEAK_STEPS = 3  # once a command crosses its threshold, the best of this many steps decides which one it was
 REARM = 0.1  # a command heard fires again only after its score fell this far under its threshold
+
+
+class ConfusedError(StoreError):
+    status = 422  # refused by a strict enrolment: the model cannot tell it from another command
 
 
 @dataclass
@@ -68,7 +73,10 @@ class Vocabulary:
         self._measured: dict[tuple[str, bytes], enrol.Command] = {}
         self._stamp, self._warned, self._checked = object(), None, 0.0
         self._model_commands: list[enrol.Command] | None = None
-        self.prototypes, self.thresholds = np.zeros((0, len(bank.centre)), np.float32), np.zeros(0, np.float32)
+        self._lock = threading.Lock()  # the listener and the HTTP server both reload
+        # what a stream step scores, swapped in one assignment: (commands, prototypes [C, D], thresholds [C])
+        self.scoring: tuple[list[enrol.Command], np.ndarray, np.ndarray] = ([], np.zeros((0, len(bank.centre))),
+                                                                            np.zeros(0))
         self.reload()
 
     @classmethod
@@ -95,6 +103,10 @@ class Vocabulary:
 
     def reload(self) -> bool:
         """Read the state folder's file again if it changed; True when the commands changed."""
+        with self._lock:
+            return self._reload()
+
+    def _reload(self) -> bool:
         self._checked = time.monotonic()
         if not self.store:
             self._index()
@@ -125,8 +137,8 @@ class Vocabulary:
     def _index(self) -> None:
         cs = self.commands
         d = len(self.bank.centre)
-        self.prototypes = np.array([c.prototype for c in cs], np.float32).reshape(len(cs), d)
-        self.thresholds = np.array([c.threshold for c in cs], np.float32)
+        self.scoring = (cs, np.array([c.prototype for c in cs], np.float32).reshape(len(cs), d),
+                        np.array([c.threshold for c in cs], np.float32))
 
     def model_commands(self) -> list[enrol.Command]:
         """The model's own commands as the bank holds them (other speakers saying them), to name confusions."""
@@ -136,16 +148,38 @@ class Vocabulary:
                                     for w in self.builtins if np.any(words == w)]
         return self._model_commands
 
+    def check_new(self, label: str, replace: bool = False) -> str:
+        """The label as it will be kept, or LabelError/TakenError: checked before any take is recorded."""
+        label = check_label(label, self.labels)
+        if label in self.own:
+            raise TakenError(f"{label!r} is one of the executable's own commands; choose another label")
+        if label in [c.label for c in self.enrolled] and not replace:
+            raise TakenError(f"{label!r} is enrolled already ({self.store.path}); --replace enrols it again")
+        return label
+
+    def add(self, label: str, vectors: np.ndarray, replace: bool = False,
+            strict: bool = False) -> tuple[enrol.Command, list[tuple[str, float]]]:
+        """Measure and keep a command; with `strict`, one the model may confuse with another is refused
+        (ConfusedError, nothing kept). Returns the command and what it may be confused with."""
+        command = enrol.Command(label, np.asarray(vectors, np.float32)).measure(self.bank)
+        confused = self.confusions(command)
+        if confused and strict:
+            raise ConfusedError(f"{label!r} may be confused with " + ", ".join(
+                f"{k!r} (overlap {100 * v:.0f} %)" for k, v in confused) + "; not enrolled (strict)")
+        self.store.add(label, vectors, builtins=self.own, replace=replace)
+        self.reload()
+        return command, confused
+
     def confusions(self, command: enrol.Command) -> list[tuple[str, float]]:
         others = [c for c in (*self.model_commands(), *self.commands) if c.label != command.label]
         return enrol.confusions(self.bank, command, others)
 
     def entries(self) -> list[Entry]:
-        found = [Entry(w, MODEL) for w in self.builtins]
-        for c in self.commands:
-            found.append(Entry(c.label, BUNDLED if c in self.bundled else ENROLLED, len(c.vectors), c.hit_rate,
-                               c.false_accepts, c.threshold, self.confusions(c)))
-        return found
+        return [*(Entry(w, MODEL) for w in self.builtins), *(self.entry(c) for c in self.commands)]
+
+    def entry(self, c: enrol.Command) -> Entry:
+        source = BUNDLED if c in self.bundled else ENROLLED
+        return Entry(c.label, source, len(c.vectors), c.hit_rate, c.false_accepts, c.threshold, self.confusions(c))
 
 
 class Spotter:
@@ -161,17 +195,18 @@ class Spotter:
 
     def step(self, outputs: list[np.ndarray], t: float) -> Detection | None:
         v = self.vocabulary
-        if not len(v.thresholds):
+        commands, prototypes, thresholds = v.scoring
+        if not commands:
             self._best = None
             return None
-        scores = v.prototypes @ v.bank.centred(enrol.pooled(outputs[self.index]))
-        margins = scores - v.thresholds
-        labels = [c.label for c in v.commands]
+        scores = prototypes @ v.bank.centred(enrol.pooled(outputs[self.index]))
+        margins = scores - thresholds
+        labels = [c.label for c in commands]
         self._spent -= {k for k, m in zip(labels, margins) if m < -REARM}
         margins = np.where([k in self._spent for k in labels], -np.inf, margins)
         top = int(np.argmax(margins))
         if margins[top] >= 0 and (self._best is None or margins[top] > self._margin):
-            self._best, self._margin = Detection(t, v.commands[top].label, float(scores[top])), float(margins[top])
+            self._best, self._margin = Detection(t, labels[top], float(scores[top])), float(margins[top])
         if self._best is None:
             return None
         self._age += 1

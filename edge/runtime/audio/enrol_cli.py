@@ -15,8 +15,8 @@ from edge.runtime.manifest import Manifest
 from edge.runtime.model_cli import InputError
 
 from . import enrol
-from .commands import Vocabulary
-from .enrolled import MAX_TAKES, StoreError, check_label, state_dir
+from .commands import ConfusedError, Vocabulary
+from .enrolled import MAX_TAKES, StoreError, state_dir
 from .mic import Microphone, find_device, import_sounddevice
 from .resample import Resampler, to_mono
 from .settings import VoiceSettings
@@ -85,23 +85,16 @@ def run(args, manifest: Manifest, app: VoiceSettings, name: str, open_model) -> 
 
 
 def _check_new_label(vocab: Vocabulary, args) -> str:
-    """Refuse before recording: a bad label, a model's or bundled command's name, an existing one."""
     try:
-        enrolled = [c.label for c in vocab.commands]
-        label = check_label(args.enroll, vocab.labels)
+        return vocab.check_new(args.enroll, args.replace)
     except StoreError as e:
         raise InputError(str(e)) from None
-    if label in vocab.own:
-        raise InputError(f"{label!r} is one of the executable's own commands; choose another label")
-    if label in enrolled and not args.replace:
-        raise InputError(f"{label!r} is enrolled already ({vocab.store.path}); --replace enrols it again")
-    return label
 
 
-def read_take(path: Path) -> np.ndarray:
-    """A WAV file at 16 kHz mono, read up to just past the longest take allowed (a long file is refused by
-    check_take without being read whole)."""
-    reader = WavReader(path)
+def read_take(path, name: str | None = None) -> np.ndarray:
+    """A WAV file (a path, or an open binary file called `name` in errors) at 16 kHz mono, read up to just past
+    the longest take allowed (a long file is refused by check_take without being read whole)."""
+    reader = WavReader(path, name)
     try:
         resample, got, limit = Resampler(reader.rate, RATE), [], int((enrol.MAX_TAKE_S + 0.5) * RATE)
         for block in reader.blocks(max(1, reader.rate // 10)):
@@ -140,6 +133,20 @@ def unlike(bank: enrol.Bank, vectors: np.ndarray) -> list[float | None]:
     return found
 
 
+def examine(vocab: Vocabulary, tap: enrol.EmbeddingTap, audio: np.ndarray,
+            previous: list[np.ndarray]) -> tuple[str | None, np.ndarray | None, enrol.Take]:
+    """(why the take cannot be used or None, its vector, the take): the checks of check_take, then whether it
+    sounds like the takes before it."""
+    take = enrol.check_take(audio)
+    if take.problem:
+        return take.problem, None, take
+    v = enrol.take_vector(vocab.bank, tap.vectors(take.audio))
+    bad = unlike(vocab.bank, np.array([*previous, v]))[-1] if len(previous) else None
+    if bad is not None:
+        return f"unlike the other takes (similarity {bad:.2f}): another word, or mostly noise?", None, take
+    return None, v, take
+
+
 def guided_takes(vocab: Vocabulary, args, label: str, tap: enrol.EmbeddingTap) -> np.ndarray:
     sd = import_sounddevice()
     device = find_device(sd, args.device)
@@ -155,13 +162,7 @@ def guided_takes(vocab: Vocabulary, args, label: str, tap: enrol.EmbeddingTap) -
             if tries > args.takes + EXTRA_TRIES:
                 raise InputError(f"--enroll {label}: {tries - 1} takes, {len(vectors)} usable; nothing was saved")
             say(f"take {len(vectors) + 1} of {args.takes}: speak now")
-            audio = _record(mic, resample)
-            take = enrol.check_take(audio)
-            problem = take.problem
-            if not problem:
-                v = enrol.take_vector(vocab.bank, tap.vectors(take.audio))
-                bad = unlike(vocab.bank, np.array([*vectors, v]))[-1] if vectors else None
-                problem = None if bad is None else f"unlike the other takes (similarity {bad:.2f})"
+            problem, v, take = examine(vocab, tap, _record(mic, resample), vectors)
             if problem:
                 say(f"  take refused: {problem}; again")
                 continue
@@ -178,18 +179,16 @@ def _record(mic: Microphone, resample) -> np.ndarray:
 
 
 def save(vocab: Vocabulary, label: str, vectors: np.ndarray, args, name: str) -> int:
-    command = enrol.Command(label, vectors).measure(vocab.bank)
-    confused = vocab.confusions(command)
+    try:
+        command, confused = vocab.add(label, vectors, args.replace, args.strict)
+    except ConfusedError as e:
+        print(f"{name}: error: {e}", file=sys.stderr)
+        return 1
+    except StoreError as e:
+        raise InputError(str(e)) from None
     for other, share in confused:
         print(f"{name}: warning: {label!r} may be confused with {other!r} (overlap {100 * share:.0f} % of their "
               "takes)", file=sys.stderr)
-    if confused and args.strict:
-        print(f"{name}: error: --strict: {label!r} was not enrolled", file=sys.stderr)
-        return 1
-    try:
-        vocab.store.add(label, vectors, builtins=vocab.own, replace=args.replace)
-    except StoreError as e:
-        raise InputError(str(e)) from None
     hit = "n/a with one take" if command.hit_rate is None else f"{100 * command.hit_rate:.0f} %"
     print(f"enrolled {label!r} from {len(vectors)} take(s): expected hit rate {hit}, false accepts "
           f"{100 * command.false_accepts:.1f} % (threshold {command.threshold:.2f}); kept in {vocab.store.path}")

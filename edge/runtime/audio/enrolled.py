@@ -29,6 +29,16 @@ MAX_TAKES = 20
 class StoreError(ValueError):
     """A refused change or an unusable state folder; the message names the file and what to do."""
 
+    status = 503  # what an HTTP client is told: the state folder cannot be used
+
+
+class LabelError(StoreError):
+    status = 400  # the label itself is wrong
+
+
+class TakenError(StoreError):
+    status = 409  # the label is taken (enrolled already, or one of the executable's own)
+
 
 def state_dir(given: str | None = None, environ=os.environ) -> Path:
     if given:
@@ -43,18 +53,18 @@ def check_label(label: str, taken: list[str]) -> str:
     known (built-in and enrolled) that this one must not be confused with."""
     label = unicodedata.normalize("NFC", label.strip())
     if not label:
-        raise StoreError("a command's label cannot be empty")
+        raise LabelError("a command's label cannot be empty")
     if len(label) > MAX_LABEL:
-        raise StoreError(f"label {label[:MAX_LABEL]!r}…: at most {MAX_LABEL} characters")
+        raise LabelError(f"label {label[:MAX_LABEL]!r}…: at most {MAX_LABEL} characters")
     if any(unicodedata.category(c).startswith("C") for c in label):
-        raise StoreError(f"label {label!r}: control characters are not allowed")
+        raise LabelError(f"label {label!r}: control characters are not allowed")
     if "/" in label or "\\" in label or label in (".", ".."):
-        raise StoreError(f"label {label!r}: no '/', '\\', '.' or '..'")
+        raise LabelError(f"label {label!r}: no '/', '\\', '.' or '..'")
     if label.startswith("_"):
-        raise StoreError(f"label {label!r}: labels starting with '_' are reserved (never reported)")
+        raise LabelError(f"label {label!r}: labels starting with '_' are reserved (never reported)")
     for other in taken:
         if other != label and other.casefold() == label.casefold():
-            raise StoreError(f"label {label!r} differs from the existing command {other!r} only by case")
+            raise LabelError(f"label {label!r} differs from the existing command {other!r} only by case")
     return label
 
 
@@ -89,13 +99,13 @@ class Store:
         (unless `replace`), a built-in's name."""
         vectors = np.asarray(vectors, np.float32)
         if vectors.ndim != 2 or not 1 <= len(vectors) <= MAX_TAKES or not np.isfinite(vectors).all():
-            raise StoreError(f"{label!r}: 1 to {MAX_TAKES} finite take vectors are needed, got {vectors.shape}")
+            raise LabelError(f"{label!r}: 1 to {MAX_TAKES} finite take vectors are needed, got {vectors.shape}")
         with self._locked() as commands:
             label = check_label(label, [*builtins, *commands])
             if label in builtins:
-                raise StoreError(f"{label!r} is a built-in command; choose another label")
+                raise TakenError(f"{label!r} is one of the executable's own commands; choose another label")
             if label in commands and not replace:
-                raise StoreError(f"{label!r} is enrolled already ({self.path}); --replace enrols it again")
+                raise TakenError(f"{label!r} is enrolled already ({self.path}); --replace enrols it again")
             commands[label] = vectors
         return label
 

@@ -25,9 +25,10 @@ MAX_BODY = 64 << 20  # default; `--serve-max-body` changes it
 IO_TIMEOUT_S = 10.0  # a request must arrive, and each write complete, within this
 MAX_CONNECTIONS = 256
 TOKEN_COOKIE = "edgepack_token"
-REASONS = {200: "OK", 204: "No Content", 303: "See Other", 400: "Bad Request", 401: "Unauthorized",
-           404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout", 411: "Length Required",
-           413: "Content Too Large", 414: "URI Too Long", 431: "Request Header Fields Too Large",
+REASONS = {200: "OK", 201: "Created", 204: "No Content", 303: "See Other", 400: "Bad Request",
+           401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout",
+           409: "Conflict", 411: "Length Required", 413: "Content Too Large", 414: "URI Too Long",
+           415: "Unsupported Media Type", 422: "Unprocessable Content", 431: "Request Header Fields Too Large",
            500: "Internal Server Error", 501: "Not Implemented", 503: "Service Unavailable"}
 
 
@@ -208,9 +209,16 @@ class _Unix(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     request_queue_size = 128
 
 
+def _collection(path: str) -> str:
+    """The route of a path under a collection: /v1/commands/next/takes → /v1/commands/*."""
+    parts = path.split("/")
+    return "/".join(parts[:3]) + "/*" if len(parts) > 3 else ""
+
+
 class Server:
-    """routes: {(METHOD, PATH): handler}. Every request needs the token when one is set: `Authorization:
-    Bearer T`, or the cookie a browser gets from `GET /?token=T` (EventSource cannot send headers)."""
+    """routes: {(METHOD, PATH): handler}; PATH /a/b/* takes every path under /a/b/. Every request needs the token
+    when one is set: `Authorization: Bearer T`, or the cookie a browser gets from `GET /?token=T` (EventSource
+    cannot send headers)."""
 
     def __init__(self, address: Address, routes: dict[tuple[str, str], Handler], token: str | None = None,
                  max_body: int = MAX_BODY, log=None):
@@ -297,10 +305,11 @@ class Server:
                             f"{TOKEN_COOKIE}={self.token}; HttpOnly; SameSite=Strict; Path=/"})
         if not self._authorized(r):
             return Response.error(401, "needs Authorization: Bearer TOKEN", {"WWW-Authenticate": "Bearer"})
-        handler = self.routes.get((r.method, r.path))
+        handler = self.routes.get((r.method, r.path)) or self.routes.get((r.method, _collection(r.path)))
         if handler is None:
-            if any(path == r.path for _, path in self.routes):
-                allowed = ", ".join(m for m, p in self.routes if p == r.path)
+            paths = (r.path, _collection(r.path))
+            if any(path in paths for _, path in self.routes):
+                allowed = ", ".join(m for m, p in self.routes if p in paths)
                 return Response.error(405, f"use {allowed}", {"Allow": allowed})
             return Response.error(404, f"no such path: {r.path[:200]}")
         try:

@@ -1,8 +1,10 @@
 """The voice app's built-in kiosk page (GET /): one self-contained HTML document — no external file, font or
 CDN, so it works on a board with no network. It reads /v1/info once and /v1/events as they come, shows the
 last command large, a level meter, the keywords' scores, the input's state and warnings, and reconnects by
-itself (EventSource) when the executable restarts. Laid out in viewport units for a 800x480 touchscreen and a
-1080p screen alike."""
+itself (EventSource) when the executable restarts. For a model that enrols commands, "add a command" records
+takes from the device's own input (/v1/commands), shows each take's check and the quality to expect, and saves
+it; the listener hears it a second later. Laid out in viewport units for a 800x480 touchscreen and a 1080p
+screen alike."""
 
 PAGE = r"""<!doctype html>
 <html lang="en">
@@ -45,12 +47,29 @@ PAGE = r"""<!doctype html>
   footer { min-height:4vh; font-size:clamp(12px,2.6vh,26px); }
   #warning { color:var(--warn); }
   #warning.bad { color:var(--bad); }
+  button { font:inherit; color:var(--text); background:var(--bar); border:0; border-radius:1vh;
+           padding:.5em 1em; cursor:pointer; }
+  button:disabled { opacity:.4; cursor:default; }
+  button.main { background:var(--accent); color:var(--bg); font-weight:700; }
+  #add { display:none; }
+  #enrol { position:fixed; inset:0; background:rgba(15,20,25,.96); display:none; padding:3vh 4vw;
+           font-size:clamp(13px,2.8vh,28px); overflow:auto; }
+  #enrol.open { display:grid; grid-template-rows:auto auto 1fr auto auto; gap:1.6vh; }
+  #enrol h2 { margin:0; font-size:1.3em; }
+  #enrol .line { display:flex; gap:1vw; align-items:center; flex-wrap:wrap; }
+  #label { font:inherit; padding:.4em .6em; border-radius:1vh; border:1px solid var(--dim); background:var(--panel);
+           color:var(--text); min-width:10em; }
+  #takes { list-style:none; margin:0; padding:0; overflow:auto; min-height:0; }
+  #takes li { padding:.2em 0; } #takes li.ok { color:var(--accent); } #takes li.bad { color:var(--warn); }
+  #quality { color:var(--dim); } #enrol-note { color:var(--warn); min-height:1.2em; }
+  #enrol-note.done { color:var(--accent); }
+  #mine span { margin-right:1.2em; }
 </style>
 </head>
 <body>
 <header>
   <div id="state"><span id="dot"></span><span id="status">connecting…</span></div>
-  <div id="device"></div>
+  <div class="line"><span id="device"></span> <button id="add" type="button">+ add a command</button></div>
 </header>
 <main>
   <section id="last">
@@ -62,6 +81,21 @@ PAGE = r"""<!doctype html>
   </section>
 </main>
 <footer><span id="warning"></span></footer>
+<section id="enrol" aria-label="add a command">
+  <h2>Add a command</h2>
+  <div class="line">
+    <input id="label" placeholder="the word, in any language" maxlength="32" autocomplete="off">
+    <button id="record" type="button" class="main">record a take</button>
+    <span id="hint">say it once per take, as you will say it to the device; 3 to 5 takes</span>
+  </div>
+  <ul id="takes"></ul>
+  <div id="quality"></div>
+  <div class="line">
+    <button id="save" type="button" disabled>save</button> <button id="cancel" type="button">close</button>
+    <span id="enrol-note"></span>
+  </div>
+  <div id="mine"></div>
+</section>
 <script>
 "use strict";
 const $ = (id) => document.getElementById(id);
@@ -84,10 +118,79 @@ function buildBars(keywords) {
 function loadInfo() {
   fetch("/v1/info", {credentials: "same-origin"}).then(r => r.json()).then(info => {
     const app = info.app || {};
-    const keywords = (app.labels || []).filter(l => !l.startsWith("_"));
+    const kept = app.builtins;
+    const keywords = (app.labels || []).filter(l => !l.startsWith("_") && (!kept || kept.includes(l)));
     buildBars(keywords);
+    $("add").style.display = app.enrol ? "inline-block" : "none";
   }).catch(() => {});
 }
+
+// --- add a command: takes recorded from the device's input, each checked by the executable
+let takes = 0;
+const pct = (x) => (100 * x).toFixed(x < 0.1 ? 1 : 0) + " %";
+function note(text, done) { $("enrol-note").textContent = text; $("enrol-note").className = done ? "done" : ""; }
+function api(method, path, body) {
+  return fetch(path, {method, credentials: "same-origin", body}).then(r => r.json().then(j => {
+    if (!r.ok) throw new Error(j.error || ("HTTP " + r.status));
+    return j;
+  }));
+}
+function commandPath(suffix) {
+  return "/v1/commands/" + encodeURIComponent($("label").value.trim()) + (suffix || "");
+}
+function showQuality(d) {
+  if (!d || !d.takes) { $("quality").textContent = ""; return; }
+  const parts = [d.takes + " good take(s)"];
+  parts.push(d.hit_rate == null ? "expected hit rate: after a second take" : "expected hit rate " + pct(d.hit_rate));
+  parts.push("false accepts " + pct(d.false_accepts));
+  const confused = (d.confusable || []).map(c => c.label + " (" + pct(c.overlap) + ")");
+  if (confused.length) parts.push("may be confused with " + confused.join(", "));
+  $("quality").textContent = parts.join(" · ");
+}
+function listMine() {
+  api("GET", "/v1/commands").then(j => {
+    const box = $("mine"); box.textContent = "";
+    const mine = j.commands.filter(c => c.source === "enrolled");
+    if (mine.length) box.append("your commands: ");
+    for (const c of mine) {
+      const span = document.createElement("span"); span.textContent = c.label + " ";
+      const forget = document.createElement("button"); forget.type = "button"; forget.textContent = "forget";
+      forget.onclick = () => api("DELETE", "/v1/commands/" + encodeURIComponent(c.label))
+        .then(() => { note("forgot " + c.label, true); listMine(); }).catch(e => note(e.message));
+      span.append(forget); box.append(span);
+    }
+  }).catch(() => {});
+}
+function resetDraft() { takes = 0; $("takes").textContent = ""; $("quality").textContent = ""; $("save").disabled = true; }
+$("add").onclick = () => { $("enrol").className = "open"; note(""); resetDraft(); listMine(); $("label").focus(); };
+$("cancel").onclick = () => {
+  if (takes && $("label").value.trim()) api("DELETE", commandPath("/takes")).catch(() => {});
+  $("enrol").className = "";
+};
+$("label").oninput = () => resetDraft();
+$("record").onclick = () => {
+  if (!$("label").value.trim()) { note("type the command's name first"); return; }
+  $("record").disabled = true; note("speak now…");
+  api("POST", commandPath("/takes")).then(j => {
+    takes += 1;
+    const li = document.createElement("li");
+    li.className = j.take.ok ? "ok" : "bad";
+    li.textContent = "take " + takes + ": " + (j.take.ok ? "✓ " + j.take.speech_s.toFixed(1) + " s of speech"
+                                                            : "✗ " + j.take.problem);
+    $("takes").append(li);
+    showQuality(j.draft);
+    $("save").disabled = !j.draft.takes;
+    note(j.take.ok ? (j.draft.takes < 3 ? "good; another take" : "good; save, or one more take")
+                   : "that take was not kept; try again");
+  }).catch(e => note(e.message)).finally(() => { $("record").disabled = false; });
+};
+$("save").onclick = () => {
+  $("save").disabled = true;
+  api("POST", commandPath()).then(j => {
+    note("saved " + j.command.label + (j.warnings.length ? " — " + j.warnings.join("; ") : ""), true);
+    resetDraft(); listMine();
+  }).catch(e => { note(e.message); $("save").disabled = false; });
+};
 
 function onDetection(d) {
   const w = $("word");
