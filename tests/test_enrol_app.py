@@ -4,6 +4,7 @@ model's own commands and picked up by a running listener. Real recordings: the w
 (Speech Commands, CC BY 4.0) and French and Spanish prompts (Asterisk core sounds, CC BY-SA 3.0), through the
 demo's real streaming model."""
 
+import base64
 import json
 import subprocess
 import threading
@@ -450,3 +451,56 @@ def test_the_kiosk_page_adds_a_command_from_the_devices_microphone_in_a_real_bro
         assert code == 0, err
     finally:
         mic.close()
+
+
+@pytest.mark.slow
+def test_the_commands_api_answers_bad_requests_with_a_status_and_a_line_and_keeps_serving(enrol_exe, tmp_path):
+    from tests.served import Served, sse_events
+
+    s = Served(enrol_exe, "--wav", wavs.REAL_SAMPLE, "--fast", "--json", "--state", tmp_path)
+    try:
+        events, stop = [], threading.Event()
+        threading.Thread(target=sse_events, args=(s, stop, events), daemon=True).start()
+        # the file has ended (no take can be recorded from it) and the API keeps serving
+        assert _wait(lambda: any(k == "status" and e["state"] == "ended" for k, e in events)), events[-3:]
+        stop.set()
+        wav = (LANG / "es_mensaje.wav").read_bytes()
+        silence = wavs.write(tmp_path / "silence.wav", np.zeros(RATE, np.float32), RATE).read_bytes()
+
+        def ask(method, path, body=None, kind="audio/wav"):
+            status, _, raw = s.request(method, path, body=body, headers={"Content-Type": kind} if body else {})
+            return status, json.loads(raw)
+
+        cases = [
+            (("POST", "/v1/commands/x/takes", b"RIFF nonsense"), 400, "not a WAV file"),
+            (("POST", "/v1/commands/x", silence), 400, "too quiet"),
+            (("POST", "/v1/commands/x", b"{}", "text/plain"), 415, "audio/wav"),
+            (("POST", "/v1/commands/x", b'{"takes": "no"}', "application/json"), 400, "takes"),
+            (("POST", "/v1/commands/_x", wav), 400, "reserved"),
+            (("POST", "/v1/commands/yes", wav), 409, "own commands"),
+            (("POST", "/v1/commands/x"), 400, "no takes"),
+            (("POST", "/v1/commands/x?record=3"), 409, "the input has ended"),
+            (("POST", "/v1/commands/x?record=99"), 400, "record=99"),
+            (("DELETE", "/v1/commands/nothing"), 404, "not enrolled"),
+            (("GET", "/v1/commands/x/other"), 404, "no such path"),
+            (("PUT", "/v1/commands/x"), 405, "use "),
+        ]
+        for request, status, words in cases:
+            got, doc = ask(*request)
+            assert got == status and words in doc["error"], (request[:2], got, doc)
+        assert not (tmp_path / "commands.json").exists()  # nothing refused was kept
+        # and the good ones: a WAV body, then the same label refused, then replaced, strict, forgotten
+        takes = {"takes": [base64.b64encode(wav).decode(),
+                           base64.b64encode((LANG / "es_mensajes.wav").read_bytes()).decode()]}
+        got, doc = ask("POST", "/v1/commands/mensaje", json.dumps(takes).encode(), "application/json")
+        assert got == 201 and doc["command"]["takes"] == 2 and doc["warnings"], doc
+        assert ask("POST", "/v1/commands/mensaje", wav)[0] == 409
+        assert ask("POST", "/v1/commands/mensaje?replace=1&strict=1", wav)[0] == 422  # confusable with « message »
+        got, doc = ask("POST", "/v1/commands/mensaje?replace=1", wav)
+        assert got == 201 and doc["command"]["takes"] == 1
+        assert ask("DELETE", "/v1/commands/mensaje") == (200, {"forgot": "mensaje"})
+        code, err = s.stop()
+        assert code == 0 and "Traceback" not in err, err
+    finally:
+        if s.proc.poll() is None:
+            s.proc.kill()
