@@ -3,6 +3,9 @@
 
     python3 build.py          set up .venv, then the main job: build the voice-command executable
                               (dist/voice-commands) from the demo model and run it on two sample recordings
+    python3 build.py --commands DIR [--builtin all|none|LIST]
+                              the same, with your own commands enrolled into it: DIR/<label>/*.wav
+                              (docs/commands.md)
     python3 build.py test     set up .venv with the test extras, then run the whole test suite
                               (extra arguments go to pytest, e.g. `python3 build.py test -k quantize`)
     python3 build.py test --quick   the same set-up, then only the fast tier: unit tests and one real build
@@ -101,7 +104,8 @@ def expected(recording: Path) -> str:
     return ", ".join(ln.split()[1] for ln in lines if ln.strip() and not ln.startswith("#"))
 
 
-def main_job() -> int:
+def main_job(extra: list[str]) -> int:
+    """extra: `edge build`'s app flags for your own commands (--commands DIR, --builtin LIST)."""
     exe = ROOT / "dist" / "voice-commands"
     data = ROOT / "build" / "kws-stream"
     step("assembling the keyword model: Google's speech embedding (Apache-2.0) + a head trained on real speech "
@@ -114,7 +118,7 @@ def main_job() -> int:
     run(show([str(BIN / "edge"), "build", str(model), "--app", "voice-commands", "--labels",
               str(data / "labels.json"), "--target", "x86_64", "-o", str(exe), "--quantize", "auto",
               "--calibration", str(data / "calib.npz"), "--search-eval", str(data / "calib.npz"),
-              "--eval", str(data / "heldout.npz"), "--max-accuracy-drop", "1"]))
+              "--eval", str(data / "heldout.npz"), "--max-accuracy-drop", "1", *extra]))
     for recording, what in SAMPLES:
         step(f"running it on {os.path.relpath(recording, ROOT)}: {what}, in real time")
         print(f"expected: {expected(recording)}", flush=True)
@@ -122,6 +126,27 @@ def main_job() -> int:
     step(f"done: {os.path.relpath(exe, ROOT)} ({exe.stat().st_size / 1e6:.1f} MB, report beside it). "
          f"With a microphone: {os.path.relpath(exe, ROOT)} --mic   (--list-devices, --help, --info)")
     return 0
+
+
+MAIN_JOB_FLAGS = ("--commands", "--builtin")  # passed on to `edge build`, each with its value
+USAGE = "usage: python3 build.py [--commands DIR] [--builtin all|none|LIST] | test [--quick] [pytest args...]"
+
+
+def main_job_flags(argv: list[str]) -> list[str]:
+    """The main job's flags, checked before minutes of set-up; a path made absolute (edge runs elsewhere)."""
+    extra = []
+    while argv:
+        flag, *rest = argv
+        if flag not in MAIN_JOB_FLAGS or not rest:
+            sys.exit(f"{USAGE}\n(unknown or incomplete: {' '.join(argv)})")
+        value = rest[0]
+        if flag == "--commands":
+            if not Path(value).is_dir():
+                sys.exit(f"--commands {value}: not a folder (give DIR holding DIR/<label>/*.wav)")
+            value = str(Path(value).resolve())
+        extra += [flag, value]
+        argv = rest[1:]
+    return extra
 
 
 QUICK = ["-m", "not slow or quick"]  # the fast tier: the unit tests and one real build
@@ -144,8 +169,7 @@ if __name__ == "__main__":
         system_setup(tests=True)
         setup("test")
         sys.exit(test_job(argv[1:]))
-    if argv:
-        sys.exit(f"usage: python3 build.py [test [--quick] [pytest args...]]  (unknown: {' '.join(argv)})")
+    extra = main_job_flags(argv)
     system_setup(tests=False)
     setup("")
-    sys.exit(main_job())
+    sys.exit(main_job(extra))

@@ -411,6 +411,7 @@ def test_the_kiosk_page_adds_a_command_from_the_devices_microphone_in_a_real_bro
 
     mic = VirtualMic(tmp_path / "pulse").start()
     one, two = read_take(LANG / "es_mensaje.wav"), read_take(LANG / "es_mensajes.wav")
+    s = None
     try:
         s = Served(enrol_exe, "--mic", "--device", "pulse", "--json", "--serve-token", "kiosk-secret", "--state",
                    tmp_path / "state", env=mic.env)
@@ -450,6 +451,8 @@ def test_the_kiosk_page_adds_a_command_from_the_devices_microphone_in_a_real_bro
         code, err = s.stop()
         assert code == 0, err
     finally:
+        if s and s.proc.poll() is None:
+            s.stop()
         mic.close()
 
 
@@ -503,4 +506,4 @@ def test_the_commands_api_answers_bad_requests_with_a_status_and_a_line_and_keep
         assert code == 0 and "Traceback" not in err, err
     finally:
         if s.proc.poll() is None:
-            s.proc.kill()
+            s.stop()  # SIGTERM: the onefile's bootloader passes it to its Python, which a SIGKILL would orphan

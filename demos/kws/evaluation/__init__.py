@@ -5,6 +5,8 @@
 - listening.py: the app's Listener replayed in-process and the scoring of detections; the one module of
   demos/ that benchmarks/ imports (and nothing of benchmarks/ is imported here)
 - enrolment.py: commands enrolled from k recordings (edge/runtime/audio/enrol.py) heard by the test speakers,
-  and what else triggers them (benchmarks/results/enrol.json)
+  and what else triggers them, clip by clip (benchmarks/results/enrol.json)
+- enrolled_stream.py: the same through the real executable (`--enroll`, then `--wav` on the test speakers'
+  stream), with the built-in commands, memory and enrolment time (benchmarks/results/enrol_stream.json)
 - evaluate.py: DS-CNN step 4; stream_check.py: DS-CNN step 5
 """

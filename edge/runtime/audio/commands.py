@@ -165,7 +165,7 @@ class Vocabulary:
         confused = self.confusions(command)
         if confused and strict:
             raise ConfusedError(f"{label!r} may be confused with " + ", ".join(
-                f"{k!r} (overlap {100 * v:.0f} %)" for k, v in confused) + "; not enrolled (strict)")
+                f"{k!r} (overlap {100 * v:.0f} %)" for k, v in confused) + "; not enrolled")
         self.store.add(label, vectors, builtins=self.own, replace=replace)
         self.reload()
         return command, confused

@@ -176,7 +176,10 @@ class CommandRoutes:
                 raise HttpError(400, f"no takes of {label!r}: POST /v1/commands/{label}/takes first, or send the "
                                      "takes in the body, or ?record=N")
             vectors, checks = draft.vectors, []
-        command, confused = _store(lambda: v.add(label, np.array(vectors), replace, strict))
+        try:
+            command, confused = _store(lambda: v.add(label, np.array(vectors), replace, strict))
+        except HttpError as e:
+            raise HttpError(e.status, f"strict=1: {e.message}" if e.status == 422 else e.message) from None
         self._drafts.pop(label, None)
         entry = v.entry(command).as_dict()
         return Response.json({"command": entry, "takes": checks, "warnings": [

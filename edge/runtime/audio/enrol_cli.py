@@ -182,7 +182,7 @@ def save(vocab: Vocabulary, label: str, vectors: np.ndarray, args, name: str) ->
     try:
         command, confused = vocab.add(label, vectors, args.replace, args.strict)
     except ConfusedError as e:
-        print(f"{name}: error: {e}", file=sys.stderr)
+        print(f"{name}: error: --strict: {e}", file=sys.stderr)
         return 1
     except StoreError as e:
         raise InputError(str(e)) from None

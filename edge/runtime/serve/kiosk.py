@@ -161,7 +161,9 @@ function listMine() {
     }
   }).catch(() => {});
 }
-function resetDraft() { takes = 0; $("takes").textContent = ""; $("quality").textContent = ""; $("save").disabled = true; }
+function resetDraft() {
+  takes = 0; $("takes").textContent = ""; $("quality").textContent = ""; $("save").disabled = true;
+}
 $("add").onclick = () => { $("enrol").className = "open"; note(""); resetDraft(); listMine(); $("label").focus(); };
 $("cancel").onclick = () => {
   if (takes && $("label").value.trim()) api("DELETE", commandPath("/takes")).catch(() => {});
