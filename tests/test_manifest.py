@@ -50,10 +50,16 @@ def test_a_missing_field_is_named():
 def test_voice_settings_and_listen_defaults():
     raw = {"labels": ["yes", "no", "_unknown_"], "scores": "logits", "sample_rate": 16000, "window_s": 1.0,
            "hop_s": 0.08, "logmel": None, "threshold": 0.8, "thresholds": {"no": 0.9}, "smooth": 3,
-           "refractory_s": 1.5, "model_card": None,
+           "refractory_s": 1.5, "model_card": None, "builtins": None,
            "stream": {"chunk_samples": 1280, "audio": "audio", "audio_samples": 1760, "window_samples": 16000,
-                      "states": [{"input": "s", "output": "s_out", "shape": [1, 4]}]}}
+                      "states": [{"input": "s", "output": "s_out", "shape": [1, 4]}]},
+           "enrol": {"state": "s_out", "bank": "bank.npz", "commands": "commands.json"}}
     s = VoiceSettings.from_dict(raw)
     assert s.as_dict() == raw and s.stream.chunk_samples == 1280 and s.keywords == ["yes", "no"]
+    assert s.enrol.bank == "bank.npz"
+    # --builtin: the model's commands that stay reported; an older manifest without the new keys reads as before
+    assert VoiceSettings.from_dict({**raw, "builtins": ["no"]}).keywords == ["no"]
+    old = VoiceSettings.from_dict({k: v for k, v in raw.items() if k not in ("builtins", "enrol")})
+    assert old.keywords == ["yes", "no"] and old.enrol is None
     c = ListenConfig.defaults(s, smooth=1)
     assert (c.hop_ms, c.threshold, c.thresholds, c.smooth, c.refractory_s) == (80, 0.8, {"no": 0.9}, 1, 1.5)
