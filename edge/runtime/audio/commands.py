@@ -154,7 +154,8 @@ class Vocabulary:
         if label in self.own:
             raise TakenError(f"{label!r} is one of the executable's own commands; choose another label")
         if label in [c.label for c in self.enrolled] and not replace:
-            raise TakenError(f"{label!r} is enrolled already ({self.store.path}); --replace enrols it again")
+            raise TakenError(f"{label!r} is enrolled already ({self.store.path}); to enrol it again, replace it "
+                             "(--replace, or ?replace=1 over HTTP)")
         return label
 
     def add(self, label: str, vectors: np.ndarray, replace: bool = False,

@@ -105,7 +105,8 @@ class Store:
             if label in builtins:
                 raise TakenError(f"{label!r} is one of the executable's own commands; choose another label")
             if label in commands and not replace:
-                raise TakenError(f"{label!r} is enrolled already ({self.path}); --replace enrols it again")
+                raise TakenError(f"{label!r} is enrolled already ({self.path}); to enrol it again, replace it "
+                                 "(--replace, or ?replace=1 over HTTP)")
             commands[label] = vectors
         return label
 
