@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..fsutil import reason, replace_whole
+from edge.runtime.fsutil import reason, replace_whole
 
 FILE = "commands.json"
 FORMAT = 1
