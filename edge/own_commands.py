@@ -50,11 +50,9 @@ def check_folder(root: Path, keywords: list[str]) -> list[tuple[str, list[Path]]
 
 def enrol_folder(root: Path, keywords: list[str], model: Path, settings: dict, bank_path: Path, say) -> tuple:
     """({label: take vectors}, the report's entries) for the commands in `root`, through `model`'s stream."""
-    import numpy as np
-
     from edge.runtime.audio import enrol
     from edge.runtime.audio.commands import Vocabulary
-    from edge.runtime.audio.enrol_cli import read_take, unlike
+    from edge.runtime.audio.enrol_cli import file_takes
     from edge.runtime.audio.settings import VoiceSettings
     from edge.runtime.audio.wavfile import WavError
     from edge.runtime.ort import OrtSession
@@ -63,26 +61,16 @@ def enrol_folder(root: Path, keywords: list[str], model: Path, settings: dict, b
     session = OrtSession(model, threads=1)
     tap = enrol.EmbeddingTap(session, app.stream, [o.name for o in session.outputs()], app.enrol.state)
     bank = enrol.Bank.load(bank_path)
+    folders = check_folder(root, keywords)
     commands = {}
-    for label, wavs in check_folder(root, keywords):
-        audio = []
-        for path in wavs:
-            try:
-                take = enrol.check_take(read_take(path))
-            except WavError as e:
-                raise DataError(str(e)) from None
-            if take.problem:
-                raise DataError(f"{path}: {take.problem}")
-            audio.append(take.audio)
-        vectors = np.array([enrol.take_vector(bank, tap.vectors(x)) for x in audio], np.float32)
-        for path, similarity in zip(wavs, unlike(bank, vectors)):
-            if similarity is not None:
-                raise DataError(f"{path}: unlike the other recordings of {label!r} (similarity {similarity:.2f}): "
-                                "another word, or mostly noise?")
-        commands[label] = vectors
-        say(f"  {label}: {len(vectors)} recording(s)")
+    for label, wavs in folders:
+        try:
+            commands[label] = file_takes(bank, wavs, tap)
+        except (enrol.EnrolError, WavError) as e:
+            raise DataError(str(e)) from None
+        say(f"  {label}: {len(wavs)} recording(s)")
     vocab = Vocabulary(bank, app.keywords, commands, store=None)
     entries = [e.as_dict() for e in vocab.entries() if e.source != "model"]
-    for entry, (_, wavs) in zip(entries, check_folder(root, keywords)):
+    for entry, (_, wavs) in zip(entries, folders):
         entry["recordings"] = [str(p) for p in wavs]
     return commands, entries

@@ -131,3 +131,13 @@ def sse_events(served: Served, stop: threading.Event, got: list, headers=None, a
 
 def free_env(**extra) -> dict:
     return {**os.environ, **extra}
+
+
+def wait_for(predicate, timeout=60.0) -> bool:
+    """True as soon as predicate() is, False after timeout seconds (polled every 0.1 s)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False

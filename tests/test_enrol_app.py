@@ -26,6 +26,7 @@ from edge.runtime.ort import open_session
 from tests import wavs
 from tests.conftest import ROOT, edge
 from tests.pulse import VirtualMic
+from tests.served import wait_for
 
 SIX = sorted((ROOT / "tests/fixtures/enrol").glob("six_*.wav"))
 TAKES = SIX[:3]  # three speakers enrol
@@ -81,7 +82,7 @@ def model(stream_model):
 
 def test_an_enrolled_word_is_heard_from_another_speaker_and_the_built_ins_stay_as_they_were(model, tmp_path):
     vocabulary = model.vocabulary(tmp_path)
-    vocabulary.store.add("six", file_takes(vocabulary, TAKES, model.tap))
+    vocabulary.store.add("six", file_takes(vocabulary.bank, TAKES, model.tap))
     assert vocabulary.reload() and [c.label for c in vocabulary.commands] == ["six"]
     real = wavs.read16k(wavs.REAL_SAMPLE)
     six, (start,) = stream_of(HEARD)
@@ -106,7 +107,7 @@ def test_a_word_in_another_language_is_heard_from_its_other_recording(model, tmp
     """One take of a Spanish or French word at 8 kHz; the other recording of it is heard, resampled by the
     device's own reader. Nothing in enrolment knows the language: the label is only a name."""
     vocabulary = model.vocabulary(tmp_path)
-    vocabulary.store.add(label, file_takes(vocabulary, [LANG / t for t in takes], model.tap))
+    vocabulary.store.add(label, file_takes(vocabulary.bank, [LANG / t for t in takes], model.tap))
     vocabulary.reload()
     audio, (start,) = stream_of(LANG / other)
     hits = model.listen(audio, vocabulary)
@@ -116,11 +117,11 @@ def test_a_word_in_another_language_is_heard_from_its_other_recording(model, tmp
 def test_each_take_is_checked_before_anything_is_kept(model, tmp_path):
     vocabulary = model.vocabulary(tmp_path)
     with pytest.raises(Exception, match="no speech found") as e:
-        file_takes(vocabulary, [*TAKES[:2], SIX[3]], model.tap)
+        file_takes(vocabulary.bank, [*TAKES[:2], SIX[3]], model.tap)
     assert str(SIX[3]) in str(e.value)
     # a take of another word among them (similarity 0.22 to the others' mean; the two "six" takes: 0.62, 0.63)
     with pytest.raises(Exception, match="unlike the other takes") as e:
-        file_takes(vocabulary, [*TAKES[:2], LANG / "es_goodbye.wav"], model.tap)
+        file_takes(vocabulary.bank, [*TAKES[:2], LANG / "es_goodbye.wav"], model.tap)
     assert "es_goodbye.wav" in str(e.value)
     assert not (tmp_path / "commands.json").exists()
 
@@ -393,15 +394,6 @@ def test_guided_takes_from_a_microphone_are_checked_and_asked_again(enrol_exe, t
     assert [c["takes"] for c in listed if c["label"] == "mensaje"] == [3]
 
 
-def _wait(predicate, timeout=30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
-
-
 @pytest.mark.slow
 def test_the_kiosk_page_adds_a_command_from_the_devices_microphone_in_a_real_browser(enrol_exe, tmp_path):
     """Debian's chromium on the kiosk page, behind a token; the takes come from a virtual PulseAudio microphone
@@ -415,14 +407,14 @@ def test_the_kiosk_page_adds_a_command_from_the_devices_microphone_in_a_real_bro
     try:
         s = Served(enrol_exe, "--mic", "--device", "pulse", "--json", "--serve-token", "kiosk-secret", "--state",
                    tmp_path / "state", env=mic.env)
-        assert _wait(lambda: "listening on" in s.stderr), s.stderr
+        assert wait_for(lambda: "listening on" in s.stderr), s.stderr
         printed: list[str] = []
         threading.Thread(target=lambda: printed.extend(s.proc.stdout), daemon=True).start()
         mic.play(np.zeros(RATE // 2, np.float32))  # the microphone runs from now on: silence between takes
         with chromium(800, 480) as browser:
             browser.get(f"http://{s.host}:{s.port}/?token=kiosk-secret")
             button = browser.find_element("id", "add")
-            assert _wait(lambda: button.is_displayed())
+            assert wait_for(lambda: button.is_displayed())
             button.click()
             browser.find_element("id", "label").send_keys("mensaje")
             takes = browser.find_element("id", "takes")
@@ -430,7 +422,7 @@ def test_the_kiosk_page_adds_a_command_from_the_devices_microphone_in_a_real_bro
                 browser.find_element("id", "record").click()
                 if audio is not None:
                     mic.play(_slot(audio))
-                assert _wait(lambda i=i: len(takes.find_elements("tag name", "li")) == i, 20), takes.text
+                assert wait_for(lambda i=i: len(takes.find_elements("tag name", "li")) == i, 20), takes.text
             lines = takes.text.splitlines()
             assert lines[0].startswith("take 1: ✓") and lines[2].startswith("take 3: ✓"), lines
             assert lines[1].startswith("take 2: ✗") and ("too quiet" in lines[1] or "no speech" in lines[1])
@@ -439,11 +431,11 @@ def test_the_kiosk_page_adds_a_command_from_the_devices_microphone_in_a_real_bro
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
             browser.save_screenshot(str(ARTIFACTS / "kiosk-add-a-command-800x480.png"))
             browser.find_element("id", "save").click()
-            assert _wait(lambda: browser.find_element("id", "enrol-note").text.startswith("saved mensaje"))
-            assert _wait(lambda: "mensaje" in browser.find_element("id", "mine").text)
+            assert wait_for(lambda: browser.find_element("id", "enrol-note").text.startswith("saved mensaje"))
+            assert wait_for(lambda: "mensaje" in browser.find_element("id", "mine").text)
             time.sleep(1.5)  # the listener looks at the state folder every second
             mic.play(_slot(two))
-            assert _wait(lambda: any('"mensaje"' in line for line in printed), 15), printed
+            assert wait_for(lambda: any('"mensaje"' in line for line in printed), 15), printed
         status, _, body = s.request("GET", "/v1/commands", headers={"Authorization": "Bearer kiosk-secret"})
         listed = {c["label"]: c for c in json.loads(body)["commands"]}
         assert status == 200 and listed["mensaje"]["takes"] == 2 and listed["mensaje"]["source"] == "enrolled"
@@ -465,7 +457,7 @@ def test_the_commands_api_answers_bad_requests_with_a_status_and_a_line_and_keep
         events, stop = [], threading.Event()
         threading.Thread(target=sse_events, args=(s, stop, events), daemon=True).start()
         # the file has ended (no take can be recorded from it) and the API keeps serving
-        assert _wait(lambda: any(k == "status" and e["state"] == "ended" for k, e in events)), events[-3:]
+        assert wait_for(lambda: any(k == "status" and e["state"] == "ended" for k, e in events)), events[-3:]
         stop.set()
         wav = (LANG / "es_mensaje.wav").read_bytes()
         silence = wavs.write(tmp_path / "silence.wav", np.zeros(RATE, np.float32), RATE).read_bytes()

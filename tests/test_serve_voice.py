@@ -16,7 +16,7 @@ from tests import wavs
 from tests.browser import chromium
 from tests.conftest import ROOT
 from tests.pulse import VirtualMic
-from tests.served import Served, sse_events
+from tests.served import Served, sse_events, wait_for
 
 pytestmark = pytest.mark.slow
 ARTIFACTS = ROOT / "build" / "test-artifacts"  # screenshots; git-ignored, named in the test log
@@ -33,20 +33,11 @@ def _reader(served, got, headers=None):
     return stop, t
 
 
-def _wait_for(predicate, timeout=60.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
-
-
 def test_wav_events_match_stdout_and_serving_outlasts_the_file(voice_exe):
     s = Served(voice_exe, "--wav", wavs.SAMPLE, "--json")  # real time: the reader connects before the words
     got: list = []
     stop, _ = _reader(s, got)
-    assert _wait_for(lambda: any(k == "status" and d["state"] == "ended" for k, d in got), 60), got[-3:]
+    assert wait_for(lambda: any(k == "status" and d["state"] == "ended" for k, d in got), 60), got[-3:]
     assert s.json("GET", "/healthz")[0] == 200  # the file has ended; the server has not
     code, err = s.stop()
     stop.set()
@@ -63,7 +54,7 @@ def test_a_reader_that_never_reads_costs_the_microphone_no_frame(voice_exe, tmp_
     mic = VirtualMic(tmp_path).start()
     try:
         s = Served(voice_exe, "--mic", "--device", "pulse", "--json", env=mic.env)
-        assert _wait_for(lambda: "listening on" in s.stderr, 30), s.stderr
+        assert wait_for(lambda: "listening on" in s.stderr, 30), s.stderr
         import socket
         stuck = socket.create_connection((s.host, s.port))
         stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
@@ -106,12 +97,12 @@ def test_kiosk_page_shows_each_word_from_the_microphone(voice_exe, tmp_path, cap
     with contextlib.ExitStack() as closing:
         closing.callback(mic.close)
         s = Served(voice_exe, "--mic", "--device", "pulse", "--json", env=mic.env)
-        assert _wait_for(lambda: "listening on" in s.stderr, 30), s.stderr
+        assert wait_for(lambda: "listening on" in s.stderr, 30), s.stderr
         browser = closing.enter_context(chromium(1920, 1080))
         browser.get(f"http://{s.host}:{s.port}/")
-        assert _wait_for(lambda: browser.execute_script(
+        assert wait_for(lambda: browser.execute_script(
             "return document.querySelectorAll('#scores .row').length") == 10, 30)
-        assert _wait_for(lambda: browser.find_element("id", "status").text == "listening", 30)
+        assert wait_for(lambda: browser.find_element("id", "status").text == "listening", 30)
         browser.execute_script(WATCH_WORDS)
         mic.play(wavs.read16k(wavs.SAMPLE))
         time.sleep(9.1 + 2.0)
@@ -145,16 +136,16 @@ def test_kiosk_page_reconnects_when_the_executable_restarts(voice_exe):
     port = s.port
     with chromium(800, 480) as browser:
         browser.get(f"http://127.0.0.1:{port}/")
-        assert _wait_for(lambda: browser.find_element("id", "status").text in ("listening", "connected"), 30)
+        assert wait_for(lambda: browser.find_element("id", "status").text in ("listening", "connected"), 30)
         # the file's name, not its path
-        assert _wait_for(lambda: browser.find_element("id", "device").text.split(" · ")[0] == wavs.SAMPLE.name, 30)
+        assert wait_for(lambda: browser.find_element("id", "device").text.split(" · ")[0] == wavs.SAMPLE.name, 30)
         s.stop()
-        assert _wait_for(lambda: "reconnecting" in browser.find_element("id", "status").text, 30)
+        assert wait_for(lambda: "reconnecting" in browser.find_element("id", "status").text, 30)
         again = Served(voice_exe, "--wav", wavs.SAMPLE, "--json", serve=f"127.0.0.1:{port}")
         try:
-            assert _wait_for(lambda: browser.find_element("id", "status").text == "listening", 30)
+            assert wait_for(lambda: browser.find_element("id", "status").text == "listening", 30)
             browser.execute_script(WATCH_WORDS)
-            assert _wait_for(lambda: len(browser.execute_script("return window.__words")) >= 2, 30)
+            assert wait_for(lambda: len(browser.execute_script("return window.__words")) >= 2, 30)
         finally:
             again.stop()
 
@@ -215,7 +206,7 @@ def test_status_events_carry_the_silent_microphone_warning(voice_exe, tmp_path):
         got: list = []
         stop, _ = _reader(s, got)
         mic.play(np.zeros(16000 * 4, np.float32))
-        ok = _wait_for(lambda: any(k == "status" and "no audio" in d["warning"] for k, d in got), 20)
+        ok = wait_for(lambda: any(k == "status" and "no audio" in d["warning"] for k, d in got), 20)
         code, err = s.stop()
         stop.set()
         mic.stop_playing()

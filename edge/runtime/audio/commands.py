@@ -74,9 +74,9 @@ class Vocabulary:
         self._stamp, self._warned, self._checked = object(), None, 0.0
         self._model_commands: list[enrol.Command] | None = None
         self._lock = threading.Lock()  # the listener and the HTTP server both reload
-        # what a stream step scores, swapped in one assignment: (commands, prototypes [C, D], thresholds [C])
-        self.scoring: tuple[list[enrol.Command], np.ndarray, np.ndarray] = ([], np.zeros((0, len(bank.centre))),
-                                                                            np.zeros(0))
+        # what a stream step scores, swapped in one assignment: (labels, prototypes [C, D], thresholds [C])
+        self.scoring: tuple[list[str], np.ndarray, np.ndarray] = ([], np.zeros((0, len(bank.centre))), np.zeros(0))
+        self._index()
         self.reload()
 
     @classmethod
@@ -109,7 +109,6 @@ class Vocabulary:
     def _reload(self) -> bool:
         self._checked = time.monotonic()
         if not self.store:
-            self._index()
             return False
         stamp = self.store.stamp()
         if stamp == self._stamp:
@@ -137,7 +136,7 @@ class Vocabulary:
     def _index(self) -> None:
         cs = self.commands
         d = len(self.bank.centre)
-        self.scoring = (cs, np.array([c.prototype for c in cs], np.float32).reshape(len(cs), d),
+        self.scoring = ([c.label for c in cs], np.array([c.prototype for c in cs], np.float32).reshape(len(cs), d),
                         np.array([c.threshold for c in cs], np.float32))
 
     def model_commands(self) -> list[enrol.Command]:
@@ -196,13 +195,12 @@ class Spotter:
 
     def step(self, outputs: list[np.ndarray], t: float) -> Detection | None:
         v = self.vocabulary
-        commands, prototypes, thresholds = v.scoring
-        if not commands:
+        labels, prototypes, thresholds = v.scoring
+        if not labels:
             self._best = None
             return None
         scores = prototypes @ v.bank.centred(enrol.pooled(outputs[self.index]))
         margins = scores - thresholds
-        labels = [c.label for c in commands]
         self._spent -= {k for k, m in zip(labels, margins) if m < -REARM}
         margins = np.where([k in self._spent for k in labels], -np.inf, margins)
         top = int(np.argmax(margins))

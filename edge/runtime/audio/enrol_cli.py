@@ -80,7 +80,10 @@ def run(args, manifest: Manifest, app: VoiceSettings, name: str, open_model) -> 
             raise InputError(f"--enroll {label}: give the WAV files of its takes, or --mic to record them")
         if len(args.paths) > MAX_TAKES:
             raise InputError(f"--enroll {label}: {len(args.paths)} files; at most {MAX_TAKES} takes")
-        vectors = file_takes(vocab, [Path(p) for p in args.paths], open_model())
+        try:
+            vectors = file_takes(vocab.bank, [Path(p) for p in args.paths], open_model())
+        except enrol.EnrolError as e:
+            raise InputError(str(e)) from None
     return save(vocab, label, vectors, args, name)
 
 
@@ -106,18 +109,20 @@ def read_take(path, name: str | None = None) -> np.ndarray:
         reader.close()
 
 
-def file_takes(vocab: Vocabulary, paths: list[Path], tap: enrol.EmbeddingTap) -> np.ndarray:
+def file_takes(bank: enrol.Bank, paths: list[Path], tap: enrol.EmbeddingTap) -> np.ndarray:
+    """The take vectors of recordings (the device's --enroll FILE… and the build's --commands DIR alike), or
+    EnrolError naming the first file that cannot be used (WavError for one that cannot be read)."""
     takes = []
     for path in paths:
         take = enrol.check_take(read_take(path))
         if take.problem:
-            raise InputError(f"{path}: {take.problem}")
+            raise enrol.EnrolError(f"{path}: {take.problem}")
         takes.append(take)
-    vectors = np.array([enrol.take_vector(vocab.bank, tap.vectors(t.audio)) for t in takes], np.float32)
-    for path, similarity in zip(paths, unlike(vocab.bank, vectors)):
+    vectors = np.array([enrol.take_vector(bank, tap.vectors(t.audio)) for t in takes], np.float32)
+    for path, similarity in zip(paths, unlike(bank, vectors)):
         if similarity is not None:
-            raise InputError(f"{path}: unlike the other takes (similarity {similarity:.2f}, needs {UNLIKE_BELOW}): "
-                             "another word, or mostly noise?")
+            raise enrol.EnrolError(f"{path}: unlike the other takes (similarity {similarity:.2f}, needs "
+                                   f"{UNLIKE_BELOW}): another word, or mostly noise?")
     return vectors
 
 
