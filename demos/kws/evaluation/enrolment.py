@@ -116,7 +116,7 @@ def own_voice(clips, steps, vectors, full_bank, split: str) -> dict:
 def enrol_seconds(tap, bank, audio: list[np.ndarray]) -> float:
     t = time.perf_counter()
     takes = [enrol.check_take(x) for x in audio]
-    vectors = np.array([enrol.take_vector(bank, tap.vectors(t.audio)) for t in takes])
+    vectors = np.array([tap.take_vector(bank, t.audio) for t in takes])
     enrol.Command("timed", vectors).measure(bank)
     return time.perf_counter() - t
 
@@ -136,12 +136,14 @@ def main() -> int:
         keep = [c for c in clips if c.label == UNKNOWN or c.split == args.split]
         audio = sc.load(keep)
         t0 = time.monotonic()
-        steps = []
+        steps, vectors = [], []
         for x in audio:
             take = enrol.check_take(x)
-            steps.append(tap.vectors(take.audio if take.problem is None else x))
+            heard = take.audio if take.problem is None else x
+            steps.append(tap.vectors(heard))  # the clip heard
+            vectors.append(tap.take_vector(bank, heard))  # the clip as a take
+        vectors = np.array(vectors)
         print(f"{len(keep)} clips through the stream in {time.monotonic() - t0:.0f} s", file=sys.stderr)
-        vectors = np.array([enrol.take_vector(bank, s) for s in steps])
         result = evaluate(keep, steps, vectors, bank, np.random.default_rng(args.seed), args.split)
         result["own_voice"] = own_voice(keep, steps, vectors, bank, args.split)
         result["enrol_3_takes_seconds"] = round(min(enrol_seconds(tap, bank, list(audio[:3])) for _ in range(3)), 3)

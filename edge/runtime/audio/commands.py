@@ -74,8 +74,6 @@ class Vocabulary:
         self._stamp, self._warned, self._checked = object(), None, 0.0
         self._model_commands: list[enrol.Command] | None = None
         self._lock = threading.Lock()  # the listener and the HTTP server both reload
-        # what a stream step scores, swapped in one assignment: (labels, prototypes [C, D], thresholds [C])
-        self.scoring: tuple[list[str], np.ndarray, np.ndarray] = ([], np.zeros((0, len(bank.centre))), np.zeros(0))
         self._index()
         self.reload()
 
@@ -134,10 +132,8 @@ class Vocabulary:
         return self._measured[key]
 
     def _index(self) -> None:
-        cs = self.commands
-        d = len(self.bank.centre)
-        self.scoring = ([c.label for c in cs], np.array([c.prototype for c in cs], np.float32).reshape(len(cs), d),
-                        np.array([c.threshold for c in cs], np.float32))
+        """What a stream step scores, swapped in one assignment (the listener and the HTTP server both reload)."""
+        self.scoring = enrol.Scorer(self.bank, self.commands)
 
     def model_commands(self) -> list[enrol.Command]:
         """The model's own commands as the bank holds them (other speakers saying them), to name confusions."""
@@ -194,13 +190,12 @@ class Spotter:
         self._spent: set[str] = set()  # heard, and still above threshold - REARM: one word, one detection
 
     def step(self, outputs: list[np.ndarray], t: float) -> Detection | None:
-        v = self.vocabulary
-        labels, prototypes, thresholds = v.scoring
+        scorer = self.vocabulary.scoring
+        labels = scorer.labels
         if not labels:
             self._best = None
             return None
-        scores = prototypes @ v.bank.centred(enrol.pooled(outputs[self.index]))
-        margins = scores - thresholds
+        scores, margins = scorer.step(enrol.pooled(outputs[self.index]))
         self._spent -= {k for k, m in zip(labels, margins) if m < -REARM}
         margins = np.where([k in self._spent for k in labels], -np.inf, margins)
         top = int(np.argmax(margins))

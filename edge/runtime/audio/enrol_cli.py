@@ -118,7 +118,7 @@ def file_takes(bank: enrol.Bank, paths: list[Path], tap: enrol.EmbeddingTap) -> 
         if take.problem:
             raise enrol.EnrolError(f"{path}: {take.problem}")
         takes.append(take)
-    vectors = np.array([enrol.take_vector(bank, tap.vectors(t.audio)) for t in takes], np.float32)
+    vectors = np.array([tap.take_vector(bank, t.audio) for t in takes], np.float32)
     for path, similarity in zip(paths, unlike(bank, vectors)):
         if similarity is not None:
             raise enrol.EnrolError(f"{path}: unlike the other takes (similarity {similarity:.2f}, needs "
@@ -145,7 +145,7 @@ def examine(vocab: Vocabulary, tap: enrol.EmbeddingTap, audio: np.ndarray,
     take = enrol.check_take(audio)
     if take.problem:
         return take.problem, None, take
-    v = enrol.take_vector(vocab.bank, tap.vectors(take.audio))
+    v = tap.take_vector(vocab.bank, take.audio)
     bad = unlike(vocab.bank, np.array([*previous, v]))[-1] if len(previous) else None
     if bad is not None:
         return f"unlike the other takes (similarity {bad:.2f}): another word, or mostly noise?", None, take
