@@ -493,7 +493,8 @@ def test_the_commands_api_answers_bad_requests_with_a_status_and_a_line_and_keep
         assert ask("POST", "/v1/commands/mensaje?replace=1&strict=1", wav)[0] == 422  # confusable with « message »
         got, doc = ask("POST", "/v1/commands/mensaje?replace=1", wav)
         assert got == 201 and doc["command"]["takes"] == 1
-        assert ask("DELETE", "/v1/commands/mensaje") == (200, {"forgot": "mensaje"})
+        assert ask("GET", "/commands")[1] == ask("GET", "/v1/commands")[1]  # the short form: the same routes
+        assert ask("DELETE", "/commands/mensaje") == (200, {"forgot": "mensaje"})
         code, err = s.stop()
         assert code == 0 and "Traceback" not in err, err
     finally:

@@ -8,7 +8,8 @@ The stream: every clip of the evaluated speakers (`--split`, default test: Speec
 speaker as in training), each followed by 1.2-1.8 s of quiet room noise (demos/kws/evaluation/real_stream.py).
 For k = 1, 3, 5 and each draw, six new words (Speech Commands words that are not the model's commands, spoken
 by at least 6 speakers) are enrolled at once with `voice-commands --enroll WORD FILE…` from k clips of
-different training speakers; then `voice-commands --wav STREAM --fast --json --state DIR` listens. A clip of an
+different training speakers (a take the executable refuses, as clipped or unlike the others, is replaced by
+another speaker's clip, as a user records another; counted); then `voice-commands --wav STREAM --fast --json --state DIR` listens. A clip of an
 enrolled word is heard when its segment (the clip and the quiet after it) holds a detection of that word,
 wrong when it holds only others; any other clip (other words, the built-in commands, noise) triggers when its
 segment holds a detection of an enrolled command; the built-in commands are scored as without enrolment, and
@@ -52,12 +53,32 @@ def novel_words(clips: list[sc.Clip], split: str) -> list[str]:
     return sorted(w for w, s in speakers.items() if len(s) >= MIN_SPEAKERS and w in heard)
 
 
-def takes_of(clips: list[sc.Clip], word: str, k: int, rng: np.random.Generator) -> list[str]:
+def takes_of(clips: list[sc.Clip], word: str, rng: np.random.Generator) -> list[str]:
+    """One clip of the word per training speaker, in a random order: the first k are the takes, the others stand
+    in for a take the executable refuses (a user records it again)."""
     pool = [c for c in clips if c.word == word and c.label != SILENCE and c.split == "train"]
     by_speaker = {}
     for i in rng.permutation(len(pool)):
         by_speaker.setdefault(pool[i].speaker, pool[i].path)
-    return list(by_speaker.values())[:k]
+    return list(by_speaker.values())
+
+
+def enrol(exe: Path, word: str, candidates: list[str], k: int, state: Path, say) -> tuple[float | None, int]:
+    """`--enroll WORD` from the first k candidates; a take refused (the error names its file) is replaced by the
+    next candidate, as a user records another. (wall time of the accepted enrolment or None, takes replaced)"""
+    files, spare, replaced = candidates[:k], candidates[k:], 0
+    while True:
+        t = time.monotonic()
+        r = subprocess.run([str(exe), "--enroll", word, *files, "--state", str(state), "--threads", "1"],
+                           capture_output=True, text=True)
+        if r.returncode == 0:
+            return time.monotonic() - t, replaced
+        bad = next((f for f in files if f in r.stderr), None)
+        say(f"  --enroll {word}: {r.stderr.strip()}")
+        if bad is None or not spare:
+            return None, replaced
+        files = [spare.pop(0) if f == bad else f for f in files]
+        replaced += 1
 
 
 def listen(exe: Path, stream: Path, state: Path) -> tuple[list[dict], int]:
@@ -124,26 +145,22 @@ def scenario(exe: Path, stream: Path, events: list[dict], clips: list[sc.Clip], 
     """For each k, `draws` sets of six of `words` enrolled at once, then the stream listened to."""
     found, enrol_s, peak = {}, [], []
     for k in KS:
-        runs = []
+        runs, replaced = [], 0
         for d in range(draws):
             rng = np.random.default_rng(1000 * seed + d)
             chosen = list(rng.choice(words, AT_ONCE, replace=False))
             state = tmp / f"{exe.name}-k{k}-d{d}"
             for w in chosen:
-                files = takes_of(clips, w, k, rng)
-                t = time.monotonic()
-                r = subprocess.run([str(exe), "--enroll", w, *files, "--state", str(state), "--threads", "1"],
-                                   capture_output=True, text=True)
-                if k == 3:
-                    enrol_s.append(time.monotonic() - t)
-                if r.returncode != 0:  # a take refused: said, and the other commands are enrolled
-                    say(f"  --enroll {w}: {r.stderr.strip()}")
+                seconds, n = enrol(exe, w, takes_of(clips, w, rng), k, state, say)
+                replaced += n
+                if k == 3 and seconds is not None:
+                    enrol_s.append(seconds)
             hits, kb = listen(exe, stream, state)
             peak.append(kb)
             runs.append(judge(events, hits, chosen))
             say(f"k={k} draw {d}: heard {runs[-1]['heard']:.3f} of {runs[-1]['clips']}, wrong "
                 f"{runs[-1]['wrong_label']:.3f}, triggering {runs[-1]['non_command_triggering']:.4f}")
-        found[str(k)] = merge(runs)
+        found[str(k)] = {**merge(runs), "takes_replaced": replaced}
     return found, enrol_s, peak
 
 
@@ -210,8 +227,8 @@ def merge(runs: list[dict]) -> dict:
 def table(r: dict) -> None:
     base = r["built_ins_without_enrolment"]["heard_rate"]
     print(f"| words | k | heard | wrong label | non-command clips triggering (other words / built-ins / noise) | "
-          f"built-ins heard (without: {100 * base:.1f} %) |")
-    print("|---|---|---|---|---|---|")
+          f"built-ins heard (without: {100 * base:.1f} %) | takes refused and replaced |")
+    print("|---|---|---|---|---|---|---|")
     rows = [("new", k, x) for k, x in r["k"].items()]
     rows += [("built-in, as new", k, x) for k, x in r["builtin_words_as_new"].items()]
     for words, k, x in rows:
@@ -220,7 +237,7 @@ def table(r: dict) -> None:
         print(f"| {words} | {k} | {100 * x['heard']:.1f} % of {x['clips_per_draw']} | {100 * x['wrong_label']:.1f} % | "
               f"{100 * x['non_command_triggering']:.1f} % ({100 * kd.get('other words', 0):.1f} / "
               f"{100 * kd.get('built-ins', 0):.1f} / {100 * kd.get('noise', 0):.1f}) | "
-              f"{builtins} |")
+              f"{builtins} | {x['takes_replaced']} |")
     m = r["peak_memory_kb"]
     print(f"--enroll with 3 takes: {r['enrol_3_takes_wall_s']['median']} s (median, start-up included); peak memory "
           f"{m['no_commands'] / 1024:.1f} MB without commands, {m['six_commands_median'] / 1024:.1f} MB with six")

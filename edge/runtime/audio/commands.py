@@ -139,7 +139,7 @@ class Vocabulary:
         """The model's own commands as the bank holds them (other speakers saying them), to name confusions."""
         if self._model_commands is None:
             words = self.bank.words if self.bank.words is not None else np.array([], str)
-            self._model_commands = [enrol.Command(w, self.bank.negatives[words == w]).measure(self.bank)
+            self._model_commands = [enrol.Command(w, self.bank.negatives[words == w]).measure(self.bank, False)
                                     for w in self.builtins if np.any(words == w)]
         return self._model_commands
 

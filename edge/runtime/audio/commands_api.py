@@ -11,6 +11,8 @@
                                             command the model may confuse with another
     DELETE /v1/commands/LABEL               forget an enrolled command
 
+The same routes answer without the version prefix (`/commands`, `/commands/LABEL`, ...).
+
 Takes of the live input come through the running listener (Capture): the stream the model hears is the one
 recorded, with no second audio stream. The listener picks up a change within a second (Vocabulary.reload)."""
 
@@ -36,6 +38,7 @@ from .wavfile import WavError
 DRAFT_TTL_S = 600.0  # a draft nobody added to for this long is dropped
 MAX_DRAFTS = 8
 EXTRA_TRIES = 5  # ?record=N: refused takes allowed besides the N asked for
+PREFIXES = ("/v1/commands", "/commands")  # versioned like every route, and as the short form
 
 
 class Capture:
@@ -88,10 +91,11 @@ class CommandRoutes:
         self._lock = threading.Lock()  # one enrolment at a time: takes are seconds of audio anyway
 
     def routes(self) -> dict:
-        return {("GET", "/v1/commands"): self.list,
-                ("POST", "/v1/commands/*"): self.post,
-                ("GET", "/v1/commands/*"): self.get_one,
-                ("DELETE", "/v1/commands/*"): self.delete}
+        found = {}
+        for prefix in PREFIXES:
+            found.update({("GET", prefix): self.list, ("POST", f"{prefix}/*"): self.post,
+                          ("GET", f"{prefix}/*"): self.get_one, ("DELETE", f"{prefix}/*"): self.delete})
+        return found
 
     @property
     def tap(self) -> enrol.EmbeddingTap:
@@ -231,8 +235,9 @@ class CommandRoutes:
 
 
 def _parts(path: str) -> tuple[str, bool]:
-    """/v1/commands/LABEL[/takes] → (LABEL, whether it is the takes)."""
-    rest = path[len("/v1/commands/"):].split("/")
+    """/v1/commands/LABEL[/takes] (or /commands/…) → (LABEL, whether it is the takes)."""
+    prefix = next(p for p in PREFIXES if path.startswith(f"{p}/"))
+    rest = path[len(prefix) + 1:].split("/")
     if len(rest) > 2 or (len(rest) == 2 and rest[1] != "takes"):
         raise HttpError(404, f"no such path: {path[:200]}")
     return rest[0], len(rest) == 2

@@ -167,16 +167,20 @@ class Bank:
         out), for one `keep` mask at a time (most commands share the mask that keeps everything)."""
         key = keep.tobytes()
         if key not in self._cohorts:
-            b = self.centred_negatives[keep]
-            sims = b @ b.T
-            np.fill_diagonal(sims, -np.inf)
-            self._cohorts.clear()
-            self._cohorts[key] = cohort(sims)
+            self._cohorts[key] = cohort(self._similarities[np.ix_(keep, keep)])  # one mask per word group at most
         return self._cohorts[key]
 
     @functools.cached_property
     def _cohorts(self) -> dict:
         return {}
+
+    @functools.cached_property
+    def _similarities(self) -> np.ndarray:
+        """[N, N] between the negatives, each with itself left out: made once (an executable's numpy multiplies
+        matrices without an optimized BLAS)."""
+        sims = self.centred_negatives @ self.centred_negatives.T
+        np.fill_diagonal(sims, -np.inf)
+        return sims
 
     def same_word(self, sims: np.ndarray) -> np.ndarray:
         """Mask of the negatives that are the enrolled word itself: the bank's word groups whose median
@@ -239,10 +243,11 @@ class Command:
     false_accepts: float = field(init=False)  # share of the bank's other half at or above the threshold
     hit_rate: float | None = field(init=False)  # each take left out in turn; None with one take
 
-    def measure(self, bank: Bank) -> Command:
+    def measure(self, bank: Bank, hit_rate: bool = True) -> Command:
+        """Prototype, threshold and false accepts; the hit rate too unless told not to (each take left out)."""
         self._fit(bank)
         n = len(self.vectors)
-        if n < 2:
+        if n < 2 or not hit_rate:
             self.hit_rate = None
             return self
         hits = 0
