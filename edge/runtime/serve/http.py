@@ -209,10 +209,11 @@ class _Unix(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     request_queue_size = 128
 
 
-def _collection(path: str) -> str:
-    """The route of a path under a collection: /v1/commands/next/takes → /v1/commands/*."""
+def _routes_of(path: str) -> list[str]:
+    """The routes a path may answer to, the most specific first: /v1/commands/next/takes →
+    itself, /v1/commands/next/*, /v1/commands/*, /v1/*."""
     parts = path.split("/")
-    return "/".join(parts[:3]) + "/*" if len(parts) > 3 else ""
+    return [path, *("/".join(parts[:i]) + "/*" for i in range(len(parts) - 1, 1, -1))]
 
 
 class Server:
@@ -305,9 +306,9 @@ class Server:
                             f"{TOKEN_COOKIE}={self.token}; HttpOnly; SameSite=Strict; Path=/"})
         if not self._authorized(r):
             return Response.error(401, "needs Authorization: Bearer TOKEN", {"WWW-Authenticate": "Bearer"})
-        handler = self.routes.get((r.method, r.path)) or self.routes.get((r.method, _collection(r.path)))
+        paths = _routes_of(r.path)
+        handler = next((self.routes[(r.method, p)] for p in paths if (r.method, p) in self.routes), None)
         if handler is None:
-            paths = (r.path, _collection(r.path))
             if any(path in paths for _, path in self.routes):
                 allowed = ", ".join(m for m, p in self.routes if p in paths)
                 return Response.error(405, f"use {allowed}", {"Allow": allowed})
