@@ -6,17 +6,17 @@ never heard: what a user gets.
 
 The stream: every clip of the evaluated speakers (`--split`, default test: Speech Commands v0.02, split by
 speaker as in training), each followed by 1.2-1.8 s of quiet room noise (demos/kws/evaluation/real_stream.py).
-For k = 1, 3, 5 and each draw, six new words (Speech Commands words that are not the model's commands, spoken
-by at least 6 speakers) are enrolled at once with `voice-commands --enroll WORD FILE…` from k clips of
-different training speakers (a take the executable refuses, as clipped or unlike the others, is replaced by
-another speaker's clip, as a user records another; counted); then `voice-commands --wav STREAM --fast --json --state DIR` listens. A clip of an
-enrolled word is heard when its segment (the clip and the quiet after it) holds a detection of that word,
-wrong when it holds only others; any other clip (other words, the built-in commands, noise) triggers when its
-segment holds a detection of an enrolled command; the built-in commands are scored as without enrolment, and
-against the same stream without any. The evaluated speakers say few of those words (about 12 clips a draw), so
-the same is repeated with the model's own ten words enrolled as if new, in an executable built with
-`--builtin none` (about 280 clips a draw). Also: the listener's peak memory with 0 and 6 commands, and the wall
-time of `--enroll` with three takes (the executable's start included), each on one core."""
+For k = 1, 3, 5 and each draw, six new words (Speech Commands words that are not the model's commands, spoken by at
+least 6 speakers) are enrolled at once with `voice-commands --enroll WORD FILE…` from k clips of different training
+speakers (a take the executable refuses, as clipped or unlike the others, is replaced by another speaker's clip, as
+a user records another; counted); then `voice-commands --wav STREAM --fast --json --state DIR` listens. A clip of
+an enrolled word is heard when its segment (the clip and the quiet after it) holds a detection of that word, wrong
+when it holds only others; any other clip (other words, the built-in commands, noise) triggers when its segment
+holds a detection of an enrolled command; the built-in commands are scored as without enrolment, and against the
+same stream without any. The evaluated speakers say few of those words (about 12 clips a draw), so the same is
+repeated with the model's own ten words enrolled as if new, in an executable built with `--builtin none` (about 280
+clips a draw). Also: the listener's peak memory with 0 and 6 commands, and the wall time of `--enroll` with three
+takes (the executable's start included), each on one core."""
 
 from __future__ import annotations
 

@@ -265,7 +265,7 @@ class Command:
         self.own = cohort(sims, self.keep)
         scores = normalized(sims[self.keep], self.own, bank.negatives_cohort(self.keep))
         half_a, half_b = scores[0::2], scores[1::2]
-        self.threshold = quantile(half_a, 1 - TARGET_FALSE_ACCEPTS)
+        self.threshold = max(quantile(half_a, 1 - TARGET_FALSE_ACCEPTS), GATED / 2)  # a gated window never passes
         self.false_accepts = float(np.mean(half_b >= self.threshold))
 
     def scores(self, bank: Bank, vectors: np.ndarray) -> np.ndarray:
