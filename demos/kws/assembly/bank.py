@@ -81,7 +81,7 @@ def main() -> int:
     everything = np.concatenate(steps)
     centre = everything.mean(axis=0)
     bank = enrol.Bank(centre, np.zeros((0, centre.size), np.float32))
-    negatives = np.array([enrol.take_vector(bank, s) for s in steps], np.float32)
+    negatives = np.array([enrol.peak_window(bank, s) for s in steps], np.float32)
     words = np.array([c.word if c.label != SILENCE else SILENCE for c in clips])
     tmp_out = OUT.with_name(OUT.name + ".tmp")
     with open(tmp_out, "wb") as f:

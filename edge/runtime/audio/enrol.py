@@ -131,8 +131,8 @@ class EmbeddingTap:
         return np.array(found, np.float32)
 
     def take_vector(self, bank: Bank, audio: np.ndarray) -> np.ndarray:
-        """A take's vector: the mean of its peak window vectors (take_vector) at each of SPEEDS."""
-        return np.mean([take_vector(bank, self.vectors(convert(audio, round(RATE * f), RATE))) for f in SPEEDS],
+        """A take's vector: the mean of its peak windows (peak_window) at each of SPEEDS."""
+        return np.mean([peak_window(bank, self.vectors(convert(audio, round(RATE * f), RATE))) for f in SPEEDS],
                        axis=0).astype(np.float32)
 
 
@@ -211,8 +211,8 @@ class Bank:
             return cls(z["centre"].astype(np.float32), z["negatives"].astype(np.float32), words)
 
 
-def take_vector(bank: Bank, steps: np.ndarray) -> np.ndarray:
-    """A take's vector: the step whose window is furthest from what the bank holds (the speech most in it)."""
+def peak_window(bank: Bank, steps: np.ndarray) -> np.ndarray:
+    """The window vector of a recording's steps [S, D] furthest from what the bank holds (the speech most in it)."""
     return steps[int(np.argmax(np.linalg.norm(steps - bank.centre, axis=1)))]
 
 
